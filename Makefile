@@ -1,0 +1,55 @@
+# Outrigger: `make demo` and `make test` are all a new user needs.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
+CARGO ?= cargo
+
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit test-cluster clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	$(CARGO) build --workspace
+
+## up / down: the local environment (control plane, kwok, moto, joiner, components)
+up: deps
+	@bash testenv/scripts/up.sh
+
+down:
+	@bash testenv/scripts/down.sh
+
+## demo: bring the environment up and walk through what is implemented so far
+demo: deps build
+	@bash testenv/scripts/up.sh
+	@bash demo/run.sh
+
+## test: format, lint, unit tests and cluster tests
+test: deps fmt-check clippy unit test-cluster
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+	@V=$$(bash testenv/scripts/venv.sh) && "$$V/bin/python" -m unittest discover -s testenv/aws -p 'test_*.py'
+
+# Starts the environment if it is not running and stops it afterwards only in
+# that case, so a developer's running environment is reused and kept.
+test-cluster:
+	@started=0; \
+	if ! bash testenv/scripts/status.sh >/dev/null 2>&1; then started=1; fi; \
+	bash testenv/scripts/up.sh >/dev/null || exit 1; \
+	$(CARGO) test -p outrigger-e2e --test foundation -- --ignored; rc=$$?; \
+	if [ $$started = 1 ]; then bash testenv/scripts/down.sh; fi; \
+	exit $$rc
+
+clean: down
+	$(CARGO) clean

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Walks through the walkthrough's scenarios implemented so far, against the
+# running local environment (make up), printing what a user would see.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+source "${OUTRIGGER_STATE:-$REPO/.testenv}/env"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '\033[36m$ %s\033[0m\n' "$*"; "$@"; }
+
+step "The cluster: Kubernetes built from source, three m5.large nodes of managed node group ng-1"
+run kubectl version 2>/dev/null || true
+run kubectl get --raw /readyz; echo
+run kubectl get nodes -L node.kubernetes.io/instance-type,topology.kubernetes.io/zone,eks.amazonaws.com/nodegroup
+run kubectl describe node "$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')" | sed -n '/^Capacity:/,/^System Info:/p'
+
+step "The AWS account (moto): subnets and security group found by the walkthrough's discovery tags"
+run aws ec2 describe-subnets --filters Name=tag:karpenter.sh/discovery,Values="$CLUSTER_NAME" \
+  --query 'Subnets[].[SubnetId,AvailabilityZone,CidrBlock]' --output table
+run aws ec2 describe-security-groups --filters Name=tag:karpenter.sh/discovery,Values="$CLUSTER_NAME" \
+  --query 'SecurityGroups[].[GroupId,GroupName]' --output table
+run aws autoscaling describe-auto-scaling-groups \
+  --query 'AutoScalingGroups[].[AutoScalingGroupName,MinSize,DesiredCapacity,MaxSize]' --output table
+
+step "A workload: a Deployment of 3 becomes Ready on the kwok nodes"
+kubectl create namespace demo-foundation --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+printf '\033[36m$ %s\033[0m\n' "kubectl -n demo-foundation create deployment pause --image=registry.k8s.io/pause:3.10 --replicas=3"
+kubectl -n demo-foundation create deployment pause --image=registry.k8s.io/pause:3.10 --replicas=3 \
+  --dry-run=client -o yaml | kubectl apply -f -
+run kubectl -n demo-foundation rollout status deployment/pause --timeout=60s
+run kubectl -n demo-foundation get pods -o wide
+
+step "A new EC2 instance joins the cluster as a Node (the environment's instance joiner)"
+subnet=$(aws ec2 describe-subnets --filters Name=tag:karpenter.sh/discovery,Values="$CLUSTER_NAME" \
+  Name=availability-zone,Values=ap-southeast-1c --query 'Subnets[0].SubnetId' --output text)
+iid=$(aws ec2 run-instances --image-id ami-12c6146b --instance-type m6i.xlarge --subnet-id "$subnet" \
+  --tag-specifications "ResourceType=instance,Tags=[{Key=kubernetes.io/cluster/$CLUSTER_NAME,Value=owned}]" \
+  --query 'Instances[0].InstanceId' --output text)
+echo "launched $iid"
+for _ in $(seq 1 50); do
+  kubectl get nodes -o jsonpath="{.items[?(@.spec.providerID==\"aws:///ap-southeast-1c/$iid\")].metadata.name}" | grep -q . && break
+  sleep 0.2
+done
+run kubectl get nodes -L node.kubernetes.io/instance-type,topology.kubernetes.io/zone
+run aws ec2 terminate-instances --instance-ids "$iid" --query 'TerminatingInstances[].CurrentState.Name' --output text
+sleep 2
+run kubectl get nodes
+kubectl delete namespace demo-foundation --wait=false >/dev/null
+
+printf '\nThe environment keeps running: source %s/env to use it; make down stops it.\n' "${OUTRIGGER_STATE:-$REPO/.testenv}"
