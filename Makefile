@@ -47,7 +47,7 @@ test-cluster:
 	@started=0; \
 	if ! bash testenv/scripts/status.sh >/dev/null 2>&1; then started=1; fi; \
 	bash testenv/scripts/up.sh >/dev/null || exit 1; \
-	$(CARGO) test -p outrigger-e2e --test foundation -- --ignored; rc=$$?; \
+	$(CARGO) test -p outrigger-e2e --tests -- --ignored; rc=$$?; \
 	if [ $$started = 1 ]; then bash testenv/scripts/down.sh; fi; \
 	exit $$rc
 

@@ -30,6 +30,23 @@ kubectl -n demo-foundation create deployment pause --image=registry.k8s.io/pause
 run kubectl -n demo-foundation rollout status deployment/pause --timeout=60s
 run kubectl -n demo-foundation get pods -o wide
 
+step "metrics-server (outrigger metrics-server): the metrics API through the aggregation layer"
+run kubectl get apiservice v1beta1.metrics.k8s.io
+kubectl -n demo-foundation patch deployment pause --type merge -p \
+  '{"spec":{"template":{"metadata":{"annotations":{"kwok.x-k8s.io/usage-cpu":"150m","kwok.x-k8s.io/usage-memory":"48Mi"}}}}}' >/dev/null
+kubectl -n demo-foundation rollout status deployment/pause --timeout=60s >/dev/null
+printf 'waiting for two scrapes of the new pods (metric resolution 15s)...\n'
+for _ in $(seq 1 60); do
+  [[ $(kubectl top pod -n demo-foundation --no-headers 2>/dev/null | wc -l) -ge 3 ]] && break
+  sleep 1
+done
+run kubectl top node
+run kubectl top pod -A
+run kubectl top pod -n demo-foundation --containers
+run kubectl get podmetrics -n demo-foundation
+echo "--- outrigger metrics-server log (last lines) ---"
+tail -n 3 "${OUTRIGGER_STATE:-$REPO/.testenv}/logs/outrigger-metrics-server.log"
+
 step "A new EC2 instance joins the cluster as a Node (the environment's instance joiner)"
 subnet=$(aws ec2 describe-subnets --filters Name=tag:karpenter.sh/discovery,Values="$CLUSTER_NAME" \
   Name=availability-zone,Values=ap-southeast-1c --query 'Subnets[0].SubnetId' --output text)

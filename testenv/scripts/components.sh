@@ -1,38 +1,88 @@
 #!/usr/bin/env bash
 # Starts (up) or stops (down) the Outrigger components that exist, configured
-# for the local environment. Each runs from the workspace's debug build with
-# leader election, its admin server on its own port, and logs under
-# .testenv/logs/.
+# for the local environment: each runs as a process from the workspace's debug
+# build, under its own service account (the RBAC of deploy/), with its admin
+# server on its own port and its log in .testenv/logs/outrigger-<name>.log.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+OUTRIGGER="${CARGO_TARGET_DIR:-$CACHE/target}/debug/outrigger"
 
-# name|admin-port|subcommand and flags. One line per component, added as each
-# component lands.
-COMPONENTS=(
-)
+# A kubeconfig with the token of service account kube-system/<sa>, from the
+# legacy token Secret <sa>-token.
+sa_kubeconfig() { # sa out
+  local token=""
+  for _ in $(seq 1 100); do
+    token=$(kc -n kube-system get secret "$1-token" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d || true)
+    [[ -n "$token" ]] && break
+    sleep 0.2
+  done
+  [[ -n "$token" ]] || die "the token controller did not fill secret kube-system/$1-token"
+  cat >"$2" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: $CLUSTER_NAME
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: $1
+  user: {token: "$token"}
+contexts:
+- name: $CLUSTER_NAME
+  context: {cluster: $CLUSTER_NAME, user: $1}
+current-context: $CLUSTER_NAME
+KC
+  chmod 600 "$2"
+}
+
+start_component() { # name admin-port args...
+  local name="$1" port="$2"; shift 2
+  is_running "outrigger-$name" && return 0
+  require_free_port "outrigger-$name" "$port"
+  log "starting outrigger $name (admin http://127.0.0.1:$port)"
+  AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DEFAULT" \
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing OUTRIGGER_LOG_FORMAT=json \
+    start_bg "outrigger-$name" "$OUTRIGGER" "$@" --admin-address "127.0.0.1:$port"
+  wait_for "outrigger-$name" 60 curl -sf "http://127.0.0.1:$port/healthz"
+}
+
+metrics_server_up() {
+  kc apply -f "$REPO/deploy/metrics-server/rbac.yaml" >/dev/null
+  sed "s/\${METRICS_SERVER_PORT}/$METRICS_SERVER_PORT/" "$TESTENV/manifests/metrics-server.yaml" | kc apply -f - >/dev/null
+  if ! is_running outrigger-metrics-server; then
+    sa_kubeconfig metrics-server "$STATE/metrics-server.kubeconfig"
+    require_free_port "outrigger-metrics-server (secure port)" "$METRICS_SERVER_PORT" METRICS_SERVER_PORT
+  fi
+  start_component metrics-server "$METRICS_SERVER_ADMIN_PORT" metrics-server \
+    --kubeconfig "$STATE/metrics-server.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$METRICS_SERVER_PORT" \
+    --metric-resolution 15s \
+    --kubelet-use-node-status-port --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname \
+    --kubelet-certificate-authority "$PKI/ca.crt"
+  local deadline=$((SECONDS + 60))
+  until [[ $(kc get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) == True ]]; do
+    if (( SECONDS > deadline )); then
+      kc get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions}' >&2 || true
+      tail -n 20 "$LOGS/outrigger-metrics-server.log" >&2
+      die "APIService v1beta1.metrics.k8s.io did not become Available within 60s"
+    fi
+    sleep 0.5
+  done
+}
 
 case "${1:-up}" in
   up)
-    (( ${#COMPONENTS[@]} )) || exit 0
     bash "$TESTENV/scripts/build-outrigger.sh"
-    OUTRIGGER="${CARGO_TARGET_DIR:-$CACHE/target}/debug/outrigger"
-    for c in "${COMPONENTS[@]}"; do
-      IFS='|' read -r name port cmd <<<"$c"
-      is_running "outrigger-$name" && continue
-      require_free_port "outrigger-$name" "$port"
-      log "starting outrigger $name (admin :$port)"
-      # shellcheck disable=SC2086
-      KUBECONFIG="$STATE/admin.kubeconfig" AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" \
-        AWS_REGION="$AWS_REGION_DEFAULT" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-        start_bg "outrigger-$name" "$OUTRIGGER" $cmd --admin-address "127.0.0.1:$port"
-      wait_for "outrigger-$name" 60 curl -sf "http://127.0.0.1:$port/healthz"
-    done
+    metrics_server_up
     ;;
   down)
-    for c in "${COMPONENTS[@]}"; do
-      IFS='|' read -r name _ _ <<<"$c"
-      f=$(pidfile "outrigger-$name")
-      [[ -f "$f" ]] && { kill -TERM "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; }
+    for f in "$PIDS"/outrigger-*.pid; do
+      [[ -e "$f" ]] || continue
+      pid=$(cat "$f")
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      echo ">> stopped $(basename "$f" .pid) (pid $pid)" >&2
+      rm -f "$f"
     done
     ;;
 esac

@@ -30,7 +30,7 @@ if [[ -d "$PIDS" ]]; then
 fi
 
 left=()
-for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" "$MOTO_PORT" "$JOINER_PORT"; do
+for p in "$METRICS_SERVER_PORT" "$METRICS_SERVER_ADMIN_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" "$MOTO_PORT" "$JOINER_PORT"; do
   port_in_use "$p" && left+=("$p")
 done
 if (( ${#left[@]} )); then

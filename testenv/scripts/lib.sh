@@ -74,3 +74,5 @@ wait_for() {
 
 KUBECTL="$BIN/kubectl-v$K8S_VERSION"
 kc() { "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
+METRICS_SERVER_PORT="${METRICS_SERVER_PORT:-10350}"
+METRICS_SERVER_ADMIN_PORT="${METRICS_SERVER_ADMIN_PORT:-10351}"

@@ -85,6 +85,7 @@ if ! is_running kube-apiserver; then
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --enable-aggregator-routing=false \
+    --endpoint-reconciler-type=none \
     --profiling=false
 fi
 wait_for kube-apiserver 90 kc get --raw /readyz

@@ -76,7 +76,11 @@ impl TestEnv {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // At run time, cargo points CARGO_MANIFEST_DIR at this checkout; the
+    // compile-time value may name another checkout sharing the target dir.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    Path::new(&manifest)
         .ancestors()
         .nth(2)
         .map(Path::to_path_buf)

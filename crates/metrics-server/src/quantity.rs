@@ -78,3 +78,67 @@ mod tests {
         }
     }
 }
+
+/// A duration as Go's `time.Duration.String()` prints it (`metav1.Duration`
+/// in JSON): `15s`, `15.012s`, `1m0s`, `500ms`, `0s`.
+pub fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    let neg = nanos < 0;
+    let mut u = nanos.unsigned_abs();
+    let frac = |int: u64, frac: u64, digits: u32| {
+        let mut f = format!("{frac:0width$}", width = digits as usize);
+        while f.ends_with('0') {
+            f.pop();
+        }
+        if f.is_empty() {
+            int.to_string()
+        } else {
+            format!("{int}.{f}")
+        }
+    };
+    let s = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}µs", frac(u / 1_000, u % 1_000, 3))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", frac(u / 1_000_000, u % 1_000_000, 6))
+    } else {
+        let mut out = String::new();
+        let h = u / 3_600_000_000_000;
+        u %= 3_600_000_000_000;
+        let m = u / 60_000_000_000;
+        u %= 60_000_000_000;
+        if h > 0 {
+            out.push_str(&format!("{h}h"));
+        }
+        if h > 0 || m > 0 {
+            out.push_str(&format!("{m}m"));
+        }
+        out.push_str(&format!(
+            "{}s",
+            frac(u / 1_000_000_000, u % 1_000_000_000, 9)
+        ));
+        out
+    };
+    if neg { format!("-{s}") } else { s }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::go_duration;
+
+    #[test]
+    fn like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(15_000_000_000), "15s");
+        assert_eq!(go_duration(15_012_000_000), "15.012s");
+        assert_eq!(go_duration(60_000_000_000), "1m0s");
+        assert_eq!(go_duration(3_723_500_000_000), "1h2m3.5s");
+        assert_eq!(go_duration(500_000_000), "500ms");
+        assert_eq!(go_duration(1_500), "1.5µs");
+        assert_eq!(go_duration(999), "999ns");
+        assert_eq!(go_duration(-2_000_000_000), "-2s");
+    }
+}

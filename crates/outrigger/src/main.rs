@@ -1,9 +1,11 @@
 //! `outrigger`: one binary, a subcommand per component.
 //!
-//! Components are added here as they land; each is a thin wiring of its
-//! crate's `run` into [`outrigger_runtime::Runtime`].
+//! Each subcommand wires its crate's `run` into the shared runtime
+//! ([`outrigger_runtime::Runtime`]): flags, logging, client, admin server,
+//! leader election and graceful shutdown.
 
 use clap::Parser;
+use outrigger_runtime::{Runtime, RuntimeArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -13,14 +15,51 @@ use clap::Parser;
     arg_required_else_help = true
 )]
 struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(clap::Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// metrics.k8s.io for `kubectl top` and the HPA (drop-in for metrics-server).
+    ///
+    /// Every replica scrapes and serves, as upstream's do, so it takes no
+    /// part in leader election.
+    MetricsServer(outrigger_metrics_server::Args),
+}
 
-#[allow(unreachable_code)] // no component has landed yet: the enum is empty
 fn main() -> std::process::ExitCode {
-    match Cli::parse().command {}
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::MetricsServer(args) => {
+                let mut runtime = cli.runtime;
+                runtime.leader_elect = false;
+                Runtime::run("metrics-server", &runtime, move |rt| {
+                    outrigger_metrics_server::run(rt, args)
+                })
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
