@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit test-cluster clean
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster clean
 
 all: build
 
@@ -26,7 +26,7 @@ demo: deps build
 	@bash demo/run.sh
 
 ## test: format, lint, unit tests and cluster tests
-test: deps fmt-check clippy unit test-cluster
+test: deps fmt-check clippy unit fuzz test-cluster
 
 fmt:
 	$(CARGO) fmt --all
@@ -40,6 +40,10 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 	@V=$$(bash testenv/scripts/venv.sh) && "$$V/bin/python" -m unittest discover -s testenv/aws -p 'test_*.py'
+
+# Every fuzz target for FUZZ_SECONDS (default 15) each.
+fuzz:
+	@bash scripts/fuzz.sh
 
 # Starts the environment if it is not running and stops it afterwards only in
 # that case, so a developer's running environment is reused and kept.

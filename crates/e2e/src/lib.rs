@@ -69,6 +69,23 @@ impl TestEnv {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Like [`TestEnv::run`], returning stdout and stderr.
+    pub fn run_both(&self, program: &str, args: &[&str]) -> Result<(String, String)> {
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if !out.status.success() {
+            bail!("{program} {} failed: {e}", args.join(" "));
+        }
+        Ok((o, e))
+    }
+
     /// The AWS CLI with the moto endpoint.
     pub fn aws(&self, args: &[&str]) -> Result<String> {
         self.run("aws", args)

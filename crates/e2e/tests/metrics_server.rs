@@ -128,6 +128,32 @@ async fn kubectl_top_pod_shows_the_emulated_usage() -> Result<()> {
         assert!((245..=255).contains(&cpu), "container cpu {line}");
         assert_eq!(cols[3], "100Mi");
     }
+    // kubectl asks for protobuf first and gets it; with JSON it sees the same.
+    let (proto_out, trace) = env.run_both(
+        "kubectl",
+        &["top", "pod", "-n", &ns.name, "--no-headers", "-v=8"],
+    )?;
+    assert!(
+        trace.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "no protobuf response in: {trace}"
+    );
+    let json_out = env.run(
+        "kubectl",
+        &[
+            "top",
+            "pod",
+            "-n",
+            &ns.name,
+            "--no-headers",
+            "--use-protocol-buffers=false",
+        ],
+    )?;
+    let names = |s: &str| {
+        s.lines()
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&proto_out), names(&json_out));
     // Label selectors reach the API; no match is "no metrics" for kubectl.
     let out = env.run(
         "kubectl",

@@ -21,10 +21,12 @@ use serde_json::{Value, json};
 
 use crate::{
     auth::{Attributes, Authenticator, Authorizer, PeerCerts},
+    proto,
     quantity::{cpu_from_nanocores, go_duration, memory_from_bytes},
     selector::{FieldSelector, LabelSelector},
-    store::{Nanos, Store, Usage},
+    store::{Nanos, PodUsage, Store, Usage},
 };
+use prost::Message;
 
 pub const GROUP: &str = "metrics.k8s.io";
 pub const VERSION: &str = "v1beta1";
@@ -163,36 +165,35 @@ struct ListQuery {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Format {
     Json,
+    Protobuf,
     Table,
 }
 
-/// Picks the response format from the Accept header; `Err` is a 406.
+/// Picks the response format from the Accept header, in the client's order
+/// of preference; `Err` is a 406.
 fn negotiate(headers: &HeaderMap) -> Result<Format, String> {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let mut json_ok = false;
     for part in accept.split(',') {
         let mut it = part.split(';').map(str::trim);
         let mime = it.next().unwrap_or_default();
-        let params: Vec<&str> = it.collect();
-        if mime == "application/json" || mime == "*/*" || mime == "application/*" {
-            if params.iter().any(|p| p.replace(' ', "") == "as=Table") {
+        let params: Vec<String> = it.map(|p| p.replace(' ', "")).collect();
+        let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
+        match (mime, as_) {
+            ("application/json" | "*/*" | "application/*", Some("Table")) => {
                 return Ok(Format::Table);
             }
-            if !params.iter().any(|p| p.starts_with("as=")) {
-                json_ok = true;
-            }
+            ("application/json" | "*/*" | "application/*", None) => return Ok(Format::Json),
+            (proto::CONTENT_TYPE, None) => return Ok(Format::Protobuf),
+            _ => {}
         }
     }
-    if json_ok {
-        Ok(Format::Json)
-    } else {
-        Err(format!(
-            "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"
-        ))
-    }
+    Err(format!(
+        "only the following media types are accepted: application/json, {}, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})",
+        proto::CONTENT_TYPE
+    ))
 }
 
 fn rfc3339(nanos: Nanos) -> String {
@@ -201,126 +202,191 @@ fn rfc3339(nanos: Nanos) -> String {
         .unwrap_or_default()
 }
 
-fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+fn now_nanos() -> Nanos {
+    jiff::Timestamp::now().as_nanosecond() as Nanos
+}
+
+/// One NodeMetrics or PodMetrics, before it is rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub created: Nanos,
+    pub timestamp: Nanos,
+    pub window: Nanos,
+    /// One entry, unnamed, for a node; one per container for a pod.
+    pub usage: Vec<(Option<String>, Usage)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Node,
+    Pod,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Node => "NodeMetrics",
+            Kind::Pod => "PodMetrics",
+        }
+    }
+}
+
+fn usage_pairs(u: &Usage) -> [(&'static str, String); 2] {
+    [
+        ("cpu", cpu_from_nanocores(u.cpu_nanocores)),
+        ("memory", memory_from_bytes(u.memory_bytes)),
+    ]
 }
 
 fn usage_json(u: &Usage) -> Value {
-    json!({"cpu": cpu_from_nanocores(u.cpu_nanocores), "memory": memory_from_bytes(u.memory_bytes)})
+    let [(_, cpu), (_, mem)] = usage_pairs(u);
+    json!({"cpu": cpu, "memory": mem})
 }
 
-fn node_metrics(name: &str, labels: &BTreeMap<String, String>, u: &Usage) -> Value {
-    json!({
-        "kind": "NodeMetrics",
+fn item_json(kind: Kind, it: &Item) -> Value {
+    let mut meta =
+        json!({"name": it.name, "creationTimestamp": rfc3339(it.created), "labels": it.labels});
+    if let Some(ns) = &it.namespace {
+        meta["namespace"] = json!(ns);
+    }
+    let mut v = json!({
+        "kind": kind.name(),
         "apiVersion": GV,
-        "metadata": {"name": name, "creationTimestamp": now_rfc3339(), "labels": labels},
-        "timestamp": rfc3339(u.timestamp),
-        "window": go_duration(u.window),
-        "usage": usage_json(u),
-    })
+        "metadata": meta,
+        "timestamp": rfc3339(it.timestamp),
+        "window": go_duration(it.window),
+    });
+    match kind {
+        Kind::Node => {
+            v["usage"] = it
+                .usage
+                .first()
+                .map(|(_, u)| usage_json(u))
+                .unwrap_or(json!({}));
+        }
+        Kind::Pod => {
+            v["containers"] = it
+                .usage
+                .iter()
+                .map(|(c, u)| json!({"name": c, "usage": usage_json(u)}))
+                .collect();
+        }
+    }
+    v
 }
 
-fn pod_metrics(
-    ns: &str,
-    name: &str,
-    labels: &BTreeMap<String, String>,
-    u: &crate::store::PodUsage,
-) -> Value {
-    json!({
-        "kind": "PodMetrics",
-        "apiVersion": GV,
-        "metadata": {"name": name, "namespace": ns, "creationTimestamp": now_rfc3339(), "labels": labels},
-        "timestamp": rfc3339(u.timestamp),
-        "window": go_duration(u.window),
-        "containers": u.containers.iter().map(|(c, cu)| json!({"name": c, "usage": usage_json(cu)})).collect::<Vec<_>>(),
-    })
+fn item_meta_proto(it: &Item) -> proto::ObjectMeta {
+    proto::ObjectMeta {
+        name: Some(it.name.clone()),
+        namespace: it.namespace.clone(),
+        creation_timestamp: Some(proto::time(it.created)),
+        labels: it.labels.clone(),
+    }
 }
 
-fn respond(fmt: Format, kind: &str, items: Vec<Value>) -> Response {
-    let body = match fmt {
-        Format::Json => json!({
-            "kind": format!("{kind}List"),
-            "apiVersion": GV,
-            "metadata": {},
-            "items": items,
+fn node_proto(it: &Item) -> proto::NodeMetrics {
+    proto::NodeMetrics {
+        metadata: Some(item_meta_proto(it)),
+        timestamp: Some(proto::time(it.timestamp)),
+        window: Some(proto::Duration {
+            duration: Some(it.window),
         }),
-        Format::Table => table(&items),
-    };
+        usage: it
+            .usage
+            .first()
+            .map(|(_, u)| proto::quantities(&usage_pairs(u)))
+            .unwrap_or_default(),
+    }
+}
+
+fn pod_proto(it: &Item) -> proto::PodMetrics {
+    proto::PodMetrics {
+        metadata: Some(item_meta_proto(it)),
+        timestamp: Some(proto::time(it.timestamp)),
+        window: Some(proto::Duration {
+            duration: Some(it.window),
+        }),
+        containers: it
+            .usage
+            .iter()
+            .map(|(c, u)| proto::ContainerMetrics {
+                name: c.clone(),
+                usage: proto::quantities(&usage_pairs(u)),
+            })
+            .collect(),
+    }
+}
+
+fn proto_response(body: Vec<u8>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        [(header::CONTENT_TYPE, proto::CONTENT_TYPE)],
+        body,
     )
         .into_response()
 }
 
-fn respond_one(fmt: Format, kind: &str, item: Value) -> Response {
+fn respond(fmt: Format, kind: Kind, items: &[Item]) -> Response {
     match fmt {
-        Format::Json => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            item.to_string(),
-        )
-            .into_response(),
-        Format::Table => respond(fmt, kind, vec![item]),
+        Format::Json => {
+            let body = json!({
+                "kind": format!("{}List", kind.name()),
+                "apiVersion": GV,
+                "metadata": {},
+                "items": items.iter().map(|i| item_json(kind, i)).collect::<Vec<_>>(),
+            });
+            json_response(body)
+        }
+        Format::Table => json_response(table(items)),
+        Format::Protobuf => {
+            let raw = match kind {
+                Kind::Node => proto::NodeMetricsList {
+                    metadata: Some(proto::ListMeta::default()),
+                    items: items.iter().map(node_proto).collect(),
+                }
+                .encode_to_vec(),
+                Kind::Pod => proto::PodMetricsList {
+                    metadata: Some(proto::ListMeta::default()),
+                    items: items.iter().map(pod_proto).collect(),
+                }
+                .encode_to_vec(),
+            };
+            proto_response(proto::envelope(GV, &format!("{}List", kind.name()), raw))
+        }
     }
 }
 
-/// A meta.k8s.io/v1 Table like upstream's: Name, CPU, Memory, Window.
-fn table(items: &[Value]) -> Value {
-    let sum = |item: &Value, res: &str| -> u64 {
-        let parse_cpu = |s: &str| -> u64 {
-            let (n, m) = match s.chars().last() {
-                Some('n') => (&s[..s.len() - 1], 1),
-                Some('u') => (&s[..s.len() - 1], 1_000),
-                Some('m') => (&s[..s.len() - 1], 1_000_000),
-                _ => (s, 1_000_000_000),
+fn respond_one(fmt: Format, kind: Kind, item: &Item) -> Response {
+    match fmt {
+        Format::Json => json_response(item_json(kind, item)),
+        Format::Table => respond(fmt, kind, std::slice::from_ref(item)),
+        Format::Protobuf => {
+            let raw = match kind {
+                Kind::Node => node_proto(item).encode_to_vec(),
+                Kind::Pod => pod_proto(item).encode_to_vec(),
             };
-            n.parse::<u64>().unwrap_or(0) * m
-        };
-        let parse_mem = |s: &str| -> u64 {
-            for (suf, mul) in [
-                ("Pi", 1u64 << 50),
-                ("Ti", 1 << 40),
-                ("Gi", 1 << 30),
-                ("Mi", 1 << 20),
-                ("Ki", 1 << 10),
-            ] {
-                if let Some(n) = s.strip_suffix(suf) {
-                    return n.parse::<u64>().unwrap_or(0) * mul;
-                }
-            }
-            s.parse().unwrap_or(0)
-        };
-        let usages: Vec<&Value> = match item.get("containers").and_then(Value::as_array) {
-            Some(cs) => cs.iter().filter_map(|c| c.get("usage")).collect(),
-            None => item.get("usage").into_iter().collect(),
-        };
-        usages
-            .iter()
-            .map(|u| u.get(res).and_then(Value::as_str).unwrap_or("0"))
-            .map(|s| {
-                if res == "cpu" {
-                    parse_cpu(s)
-                } else {
-                    parse_mem(s)
-                }
-            })
-            .sum()
-    };
+            proto_response(proto::envelope(GV, kind.name(), raw))
+        }
+    }
+}
+
+/// A meta.k8s.io/v1 Table like upstream's: Name, CPU, Memory, Window, with
+/// a pod's containers summed.
+fn table(items: &[Item]) -> Value {
     let rows: Vec<Value> = items
         .iter()
-        .map(|item| {
-            let meta = item.get("metadata").cloned().unwrap_or(Value::Null);
+        .map(|it| {
+            let cpu: u64 = it.usage.iter().map(|(_, u)| u.cpu_nanocores).sum();
+            let mem: u64 = it.usage.iter().map(|(_, u)| u.memory_bytes).sum();
+            let mut meta = json!({"name": it.name, "creationTimestamp": rfc3339(it.created), "labels": it.labels});
+            if let Some(ns) = &it.namespace {
+                meta["namespace"] = json!(ns);
+            }
             json!({
-                "cells": [
-                    meta.get("name").cloned().unwrap_or(Value::Null),
-                    cpu_from_nanocores(sum(item, "cpu")),
-                    memory_from_bytes(sum(item, "memory")),
-                    item.get("window").cloned().unwrap_or(Value::Null),
-                ],
+                "cells": [it.name, cpu_from_nanocores(cpu), memory_from_bytes(mem), go_duration(it.window)],
                 "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
             })
         })
@@ -355,6 +421,40 @@ fn selectors(q: &ListQuery) -> Result<(LabelSelector, FieldSelector), Box<Respon
     Ok((l, f))
 }
 
+fn node_item(name: &str, labels: BTreeMap<String, String>, u: &Usage, now: Nanos) -> Item {
+    Item {
+        name: name.to_string(),
+        namespace: None,
+        labels,
+        created: now,
+        timestamp: u.timestamp,
+        window: u.window,
+        usage: vec![(None, *u)],
+    }
+}
+
+fn pod_item(
+    ns: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    u: PodUsage,
+    now: Nanos,
+) -> Item {
+    Item {
+        name: name.to_string(),
+        namespace: Some(ns.to_string()),
+        labels,
+        created: now,
+        timestamp: u.timestamp,
+        window: u.window,
+        usage: u
+            .containers
+            .into_iter()
+            .map(|(c, u)| (Some(c), u))
+            .collect(),
+    }
+}
+
 fn read_store(st: &ApiState) -> std::sync::RwLockReadGuard<'_, Store> {
     st.store.read().unwrap_or_else(|e| e.into_inner())
 }
@@ -373,7 +473,8 @@ async fn list_nodes(
         Err(r) => return *r,
     };
     let store = read_store(&st);
-    let mut items: Vec<(String, Value)> = st
+    let now = now_nanos();
+    let mut items: Vec<Item> = st
         .nodes
         .state()
         .iter()
@@ -384,15 +485,11 @@ async fn list_nodes(
                 return None;
             }
             let u = store.node(name)?;
-            Some((name.to_string(), node_metrics(name, &labels, &u)))
+            Some(node_item(name, labels, &u, now))
         })
         .collect();
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    respond(
-        fmt,
-        "NodeMetrics",
-        items.into_iter().map(|(_, v)| v).collect(),
-    )
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    respond(fmt, Kind::Node, &items)
 }
 
 async fn get_node(
@@ -409,8 +506,13 @@ async fn get_node(
     match (node, usage) {
         (Some(n), Some(u)) => respond_one(
             fmt,
-            "NodeMetrics",
-            node_metrics(&name, &n.metadata.labels.clone().unwrap_or_default(), &u),
+            Kind::Node,
+            &node_item(
+                &name,
+                n.metadata.labels.clone().unwrap_or_default(),
+                &u,
+                now_nanos(),
+            ),
         ),
         _ => status(
             StatusCode::NOT_FOUND,
@@ -426,7 +528,8 @@ fn pods_in(st: &ApiState, namespace: Option<&str>, q: &ListQuery, fmt: Format) -
         Err(r) => return *r,
     };
     let store = read_store(st);
-    let mut items: Vec<((String, String), Value)> = st
+    let now = now_nanos();
+    let mut items: Vec<Item> = st
         .pods
         .state()
         .iter()
@@ -441,18 +544,11 @@ fn pods_in(st: &ApiState, namespace: Option<&str>, q: &ListQuery, fmt: Format) -
                 return None;
             }
             let u = store.pod(ns, name)?;
-            Some((
-                (ns.to_string(), name.to_string()),
-                pod_metrics(ns, name, &labels, &u),
-            ))
+            Some(pod_item(ns, name, labels, u, now))
         })
         .collect();
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    respond(
-        fmt,
-        "PodMetrics",
-        items.into_iter().map(|(_, v)| v).collect(),
-    )
+    items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    respond(fmt, Kind::Pod, &items)
 }
 
 async fn list_all_pods(
@@ -492,12 +588,13 @@ async fn get_pod(
     match (pod, usage) {
         (Some(p), Some(u)) => respond_one(
             fmt,
-            "PodMetrics",
-            pod_metrics(
+            Kind::Pod,
+            &pod_item(
                 &ns,
                 &name,
-                &p.metadata.labels.clone().unwrap_or_default(),
-                &u,
+                p.metadata.labels.clone().unwrap_or_default(),
+                u,
+                now_nanos(),
             ),
         ),
         _ => status(
@@ -724,19 +821,82 @@ mod tests {
         );
         assert_eq!(
             negotiate(&h("application/vnd.kubernetes.protobuf, */*")),
+            Ok(Format::Protobuf)
+        );
+        assert_eq!(
+            negotiate(&h("application/vnd.kubernetes.protobuf,application/json")),
+            Ok(Format::Protobuf)
+        );
+        assert_eq!(
+            negotiate(&h("application/yaml, application/json")),
             Ok(Format::Json)
         );
-        assert!(negotiate(&h("application/vnd.kubernetes.protobuf")).is_err());
+        assert!(negotiate(&h("application/yaml")).is_err());
+    }
+
+    fn usage(cpu: u64, mem: u64) -> Usage {
+        Usage {
+            timestamp: 1_700_000_000_000_000_000,
+            window: 15_000_000_000,
+            cpu_nanocores: cpu,
+            memory_bytes: mem,
+        }
+    }
+
+    fn pod() -> Item {
+        pod_item(
+            "default",
+            "web",
+            [("app".to_string(), "web".to_string())].into(),
+            PodUsage {
+                timestamp: 1_700_000_000_000_000_000,
+                window: 15_000_000_000,
+                containers: vec![
+                    ("a".into(), usage(250_000_000, 10 << 20)),
+                    ("b".into(), usage(500_000_000, 6 << 20)),
+                ],
+            },
+            1_700_000_001_000_000_000,
+        )
     }
 
     #[test]
     fn table_sums_containers() {
-        let item = json!({"metadata": {"name": "web"}, "window": "15s", "containers": [
-            {"name": "a", "usage": {"cpu": "250m", "memory": "10Mi"}},
-            {"name": "b", "usage": {"cpu": "500000u", "memory": "6Mi"}},
-        ]});
-        let t = table(&[item]);
+        let t = table(&[pod()]);
         assert_eq!(t["rows"][0]["cells"], json!(["web", "750m", "16Mi", "15s"]));
+        assert_eq!(t["rows"][0]["object"]["metadata"]["namespace"], "default");
+    }
+
+    #[test]
+    fn json_shape() {
+        let v = item_json(Kind::Pod, &pod());
+        assert_eq!(v["kind"], "PodMetrics");
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["window"], "15s");
+        assert_eq!(
+            v["containers"][1],
+            json!({"name": "b", "usage": {"cpu": "500m", "memory": "6Mi"}})
+        );
+        let n = item_json(
+            Kind::Node,
+            &node_item("n1", BTreeMap::new(), &usage(1, 1024), 0),
+        );
+        assert_eq!(n["usage"], json!({"cpu": "1n", "memory": "1Ki"}));
+        assert!(n["metadata"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn protobuf_list_decodes() {
+        let items = [pod()];
+        let r = respond(Format::Protobuf, Kind::Pod, &items);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], proto::CONTENT_TYPE);
+        let p = pod_proto(&items[0]);
+        assert_eq!(p.containers.len(), 2);
+        assert_eq!(p.containers[0].usage["cpu"].string.as_deref(), Some("250m"));
+        assert_eq!(
+            p.metadata.as_ref().and_then(|m| m.namespace.as_deref()),
+            Some("default")
+        );
     }
 
     #[test]

@@ -6,19 +6,17 @@
 //! kube-apiserver's aggregation layer, where `kubectl top` and the HPA read
 //! them.
 //!
-//! Pure parts: [`parse`] (kubelet `/metrics/resource`), [`store`] (two samples
-//! and the usage math), [`quantity`], [`selector`]. I/O: [`scraper`],
-//! [`server`], [`auth`], [`api`].
+//! The pure logic lives in `outrigger-metrics-core` (parsing, the store and
+//! usage math, quantities, selectors, protobuf types); this crate does the
+//! I/O: [`scraper`], [`server`], [`auth`], [`api`].
 
 pub mod api;
 pub mod auth;
-pub mod parse;
-pub mod quantity;
 pub mod scraper;
-pub mod selector;
 pub mod server;
-pub mod store;
 pub mod tls;
+
+pub use outrigger_metrics_core::{parse, proto, quantity, selector, store};
 
 use std::{
     net::SocketAddr,
