@@ -407,3 +407,57 @@ async fn hpa_scales_on_cpu_utilization() -> Result<()> {
     assert!(!current.is_empty(), "the HPA read the resource metrics");
     ns.cleanup().await
 }
+
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn pod_and_node_metrics_can_be_watched() -> Result<()> {
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "watch").await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys
+        .create(
+            &PostParams::default(),
+            &deployment("w", 1, "100m", "100m", "20Mi")?,
+        )
+        .await?;
+    eventually("pod metrics exist", Duration::from_secs(60), || async {
+        let out = env.run("kubectl", &["top", "pod", "-n", &ns.name, "--no-headers"])?;
+        Ok((out.lines().count() == 1).then_some(()))
+    })
+    .await?;
+    // A watch through kube-apiserver for 20 s spans at least one scrape
+    // cycle (15 s): the pod is ADDED, then MODIFIED with the new sample.
+    let out = env.run(
+        "kubectl",
+        &[
+            "get",
+            "--raw",
+            &format!(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods?watch=true&timeoutSeconds=20",
+                ns.name
+            ),
+        ],
+    )?;
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"ADDED"), "{out}");
+    assert!(types.contains(&"MODIFIED"), "{out}");
+    assert_eq!(events[0]["object"]["kind"], "PodMetrics");
+    // Scaling to zero deletes the pod: a node watch shows every node.
+    let out = env.run(
+        "kubectl",
+        &[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/nodes?watch=1&timeoutSeconds=2",
+        ],
+    )?;
+    let nodes = out.lines().filter(|l| l.contains("\"ADDED\"")).count();
+    assert!(nodes >= 3, "{out}");
+    ns.cleanup().await
+}

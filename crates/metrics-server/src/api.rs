@@ -42,6 +42,10 @@ pub struct ApiState {
     pub authz: Arc<Authorizer>,
     pub always_allow: Arc<Vec<String>>,
     pub health: Arc<crate::Health>,
+    /// Bumped after every scrape cycle is stored (wakes watches).
+    pub updates: tokio::sync::watch::Sender<u64>,
+    /// Ends open watches on shutdown.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 fn status(code: StatusCode, reason: &str, message: String) -> Response {
@@ -160,6 +164,15 @@ struct ListQuery {
     label_selector: Option<String>,
     field_selector: Option<String>,
     watch: Option<String>,
+    timeout_seconds: Option<u64>,
+}
+
+impl ListQuery {
+    fn is_watch(&self) -> bool {
+        self.watch
+            .as_deref()
+            .is_some_and(|w| w == "true" || w == "1")
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -407,13 +420,6 @@ fn table(items: &[Item]) -> Value {
 }
 
 fn selectors(q: &ListQuery) -> Result<(LabelSelector, FieldSelector), Box<Response>> {
-    if q.watch.as_deref().is_some_and(|w| w == "true" || w == "1") {
-        return Err(Box::new(status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "watch is not supported on metrics.k8s.io".to_string(),
-        )));
-    }
     let l = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))
         .map_err(|e| Box::new(status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string())))?;
     let f = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""))
@@ -459,20 +465,8 @@ fn read_store(st: &ApiState) -> std::sync::RwLockReadGuard<'_, Store> {
     st.store.read().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn list_nodes(
-    State(st): State<ApiState>,
-    Query(q): Query<ListQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let fmt = match negotiate(&headers) {
-        Ok(f) => f,
-        Err(m) => return status(StatusCode::NOT_ACCEPTABLE, "NotAcceptable", m),
-    };
-    let (ls, fs) = match selectors(&q) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let store = read_store(&st);
+fn node_items(st: &ApiState, ls: &LabelSelector, fs: &FieldSelector) -> Vec<Item> {
+    let store = read_store(st);
     let now = now_nanos();
     let mut items: Vec<Item> = st
         .nodes
@@ -489,6 +483,166 @@ async fn list_nodes(
         })
         .collect();
     items.sort_by(|a, b| a.name.cmp(&b.name));
+    items
+}
+
+fn pod_items(
+    st: &ApiState,
+    namespace: Option<&str>,
+    ls: &LabelSelector,
+    fs: &FieldSelector,
+) -> Vec<Item> {
+    let store = read_store(st);
+    let now = now_nanos();
+    let mut items: Vec<Item> = st
+        .pods
+        .state()
+        .iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.as_deref()?;
+            let ns = p.metadata.namespace.as_deref()?;
+            if namespace.is_some_and(|want| want != ns) {
+                return None;
+            }
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            if !ls.matches(&labels) || !fs.matches(name, ns) {
+                return None;
+            }
+            let u = store.pod(ns, name)?;
+            Some(pod_item(ns, name, labels, u, now))
+        })
+        .collect();
+    items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    items
+}
+
+/// What makes two versions of an item differ for a watcher.
+fn same_sample(a: &Item, b: &Item) -> bool {
+    a.timestamp == b.timestamp && a.window == b.window && a.usage == b.usage && a.labels == b.labels
+}
+
+fn watch_event(kind: Kind, fmt: Format, type_: &str, it: &Item) -> String {
+    let object = match fmt {
+        Format::Table => table(std::slice::from_ref(it)),
+        _ => item_json(kind, it),
+    };
+    let mut line = json!({"type": type_, "object": object}).to_string();
+    line.push('\n');
+    line
+}
+
+/// A watch: ADDED for every item now, then after each scrape cycle
+/// MODIFIED for new samples, ADDED for new items and DELETED for items gone,
+/// until `timeoutSeconds` (default 30 min) or shutdown. Newline-delimited
+/// JSON watch events, as kube-apiserver streams them.
+fn watch<F>(
+    st: ApiState,
+    kind: Kind,
+    fmt: Format,
+    timeout_seconds: Option<u64>,
+    collect: F,
+) -> Response
+where
+    F: Fn(&ApiState) -> Vec<Item> + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    type Key = (Option<String>, String);
+    let fmt = if fmt == Format::Protobuf {
+        Format::Json
+    } else {
+        fmt
+    };
+    let timeout = std::time::Duration::from_secs(timeout_seconds.unwrap_or(1800).clamp(1, 3600));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let rx = st.updates.subscribe();
+    let shutdown = st.shutdown.clone();
+    let state = (st, rx, None::<BTreeMap<Key, Item>>, collect);
+    let stream = futures::stream::unfold(state, move |(st, mut rx, prev, collect)| {
+        let shutdown = shutdown.clone();
+        async move {
+            let mut prev = prev;
+            loop {
+                if let Some(p) = &prev {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep_until(deadline) => return None,
+                        r = rx.changed() => if r.is_err() { return None },
+                    }
+                    let now: BTreeMap<Key, Item> = collect(&st)
+                        .into_iter()
+                        .map(|i| ((i.namespace.clone(), i.name.clone()), i))
+                        .collect();
+                    let mut chunk = String::new();
+                    for (k, it) in &now {
+                        match p.get(k) {
+                            None => chunk.push_str(&watch_event(kind, fmt, "ADDED", it)),
+                            Some(old) if !same_sample(old, it) => {
+                                chunk.push_str(&watch_event(kind, fmt, "MODIFIED", it))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    for (k, it) in p {
+                        if !now.contains_key(k) {
+                            chunk.push_str(&watch_event(kind, fmt, "DELETED", it));
+                        }
+                    }
+                    prev = Some(now);
+                    if !chunk.is_empty() {
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(chunk),
+                            (st, rx, prev, collect),
+                        ));
+                    }
+                } else {
+                    rx.borrow_and_update();
+                    let now: BTreeMap<Key, Item> = collect(&st)
+                        .into_iter()
+                        .map(|i| ((i.namespace.clone(), i.name.clone()), i))
+                        .collect();
+                    let chunk: String = now
+                        .values()
+                        .map(|it| watch_event(kind, fmt, "ADDED", it))
+                        .collect();
+                    prev = Some(now);
+                    if !chunk.is_empty() {
+                        return Some((Ok(chunk), (st, rx, prev, collect)));
+                    }
+                }
+            }
+        }
+    })
+    .boxed();
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn list_nodes(
+    State(st): State<ApiState>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let fmt = match negotiate(&headers) {
+        Ok(f) => f,
+        Err(m) => return status(StatusCode::NOT_ACCEPTABLE, "NotAcceptable", m),
+    };
+    let (ls, fs) = match selectors(&q) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if q.is_watch() {
+        return watch(st, Kind::Node, fmt, q.timeout_seconds, move |st| {
+            node_items(st, &ls, &fs)
+        });
+    }
+    let items = node_items(&st, &ls, &fs);
     respond(fmt, Kind::Node, &items)
 }
 
@@ -527,28 +681,13 @@ fn pods_in(st: &ApiState, namespace: Option<&str>, q: &ListQuery, fmt: Format) -
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let store = read_store(st);
-    let now = now_nanos();
-    let mut items: Vec<Item> = st
-        .pods
-        .state()
-        .iter()
-        .filter_map(|p| {
-            let name = p.metadata.name.as_deref()?;
-            let ns = p.metadata.namespace.as_deref()?;
-            if namespace.is_some_and(|want| want != ns) {
-                return None;
-            }
-            let labels = p.metadata.labels.clone().unwrap_or_default();
-            if !ls.matches(&labels) || !fs.matches(name, ns) {
-                return None;
-            }
-            let u = store.pod(ns, name)?;
-            Some(pod_item(ns, name, labels, u, now))
-        })
-        .collect();
-    items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    respond(fmt, Kind::Pod, &items)
+    if q.is_watch() {
+        let ns = namespace.map(str::to_string);
+        return watch(st.clone(), Kind::Pod, fmt, q.timeout_seconds, move |st| {
+            pod_items(st, ns.as_deref(), &ls, &fs)
+        });
+    }
+    respond(fmt, Kind::Pod, &pod_items(st, namespace, &ls, &fs))
 }
 
 async fn list_all_pods(
@@ -645,8 +784,8 @@ async fn api_resources() -> Response {
         "apiVersion": "v1",
         "groupVersion": GV,
         "resources": [
-            {"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"]},
-            {"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"]},
+            {"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list", "watch"]},
+            {"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list", "watch"]},
         ],
     }))
 }

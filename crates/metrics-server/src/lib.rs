@@ -333,6 +333,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     );
 
     let store = Arc::new(RwLock::new(store::Store::new(args.metric_resolution)));
+    let (updates, _) = tokio::sync::watch::channel(0u64);
     let authn = Arc::new(auth::Authenticator::from_cluster(client.clone()).await?);
     let authz = Arc::new(auth::Authorizer::new(client.clone()));
     let (chain, key) = tls::serving_identity(
@@ -354,6 +355,8 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         authz,
         always_allow: Arc::new(args.authorization_always_allow_paths.clone()),
         health: health.clone(),
+        updates: updates.clone(),
+        shutdown: rt.shutdown.clone(),
     };
     let addr = SocketAddr::new(args.bind_address, args.secure_port);
     let server = tokio::spawn(server::serve(
@@ -413,6 +416,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
                 storage_check.ok();
             }
         }
+        updates.send_modify(|g| *g += 1);
         tick.observe(started.elapsed().as_secs_f64());
         tracing::debug!(nodes = count, scraped, took = ?started.elapsed(), "scrape cycle");
     }
