@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster clean
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench clean
 
 all: build
 
@@ -54,6 +54,12 @@ test-cluster:
 	$(CARGO) test -p outrigger-e2e --tests -- --ignored; rc=$$?; \
 	if [ $$started = 1 ]; then bash testenv/scripts/down.sh; fi; \
 	exit $$rc
+
+## bench: Outrigger against the upstream projects, side by side (see bench/RESULTS.md)
+bench: deps
+	@bash testenv/scripts/up.sh >/dev/null
+	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
+	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
 
 clean: down
 	$(CARGO) clean

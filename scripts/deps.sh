@@ -9,6 +9,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v ss >/dev/null || need_apt+=(iproute2)
 command -v setsid >/dev/null || need_apt+=(util-linux)
+command -v bc >/dev/null || need_apt+=(bc)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if (( ${#need_apt[@]} )); then
   if [[ $(id -u) -ne 0 ]]; then

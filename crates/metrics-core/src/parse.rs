@@ -3,7 +3,7 @@
 //! It reads the five series metrics-server reads and ignores every other
 //! line. It never panics: a malformed line is counted and skipped.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::HashMap};
 
 pub const NODE_CPU: &str = "node_cpu_usage_seconds_total";
 pub const NODE_MEMORY: &str = "node_memory_working_set_bytes";
@@ -26,24 +26,40 @@ pub struct ContainerSeries {
     pub start_time: Option<f64>,
 }
 
-/// (namespace, pod, container)
-pub type ContainerKey = (String, String, String);
+/// (namespace, pod, container), borrowed from the scraped body unless a
+/// label value had escapes.
+pub type ContainerKey<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
 
 /// Everything read from one scrape.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scrape {
+pub struct Scrape<'a> {
     pub node_cpu: Option<Sample>,
     pub node_memory: Option<Sample>,
-    pub containers: BTreeMap<ContainerKey, ContainerSeries>,
+    pub containers: HashMap<ContainerKey<'a>, ContainerSeries>,
     /// Lines of a known series that could not be parsed.
     pub malformed: usize,
+}
+
+impl Scrape<'_> {
+    /// The series of one container.
+    pub fn container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Option<&ContainerSeries> {
+        self.containers
+            .iter()
+            .find(|((n, p, c), _)| n == namespace && p == pod && c == container)
+            .map(|(_, s)| s)
+    }
 }
 
 /// One sample line: name, labels, value, timestamp.
 #[derive(Debug, PartialEq)]
 struct Line<'a> {
     name: &'a str,
-    labels: Vec<(&'a str, String)>,
+    labels: Labels<'a>,
     sample: Sample,
 }
 
@@ -74,7 +90,10 @@ fn parse_value(s: &str) -> Option<f64> {
     }
 }
 
-fn parse_labels(s: &str) -> Option<(Vec<(&str, String)>, &str)> {
+/// Label names with their (possibly unescaped) values.
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+fn parse_labels(s: &str) -> Option<(Labels<'_>, &str)> {
     // s starts just after '{'; returns the labels and the rest after '}'.
     let mut labels = vec![];
     let mut rest = s;
@@ -93,26 +112,36 @@ fn parse_labels(s: &str) -> Option<(Vec<(&str, String)>, &str)> {
             .strip_prefix('=')?
             .trim_start()
             .strip_prefix('"')?;
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let close = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '"' => break i,
-                '\\' => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    '\\' => value.push('\\'),
-                    '"' => value.push('"'),
-                    other => {
-                        value.push('\\');
-                        value.push(other);
-                    }
-                },
-                c => value.push(c),
-            }
+        let close = rest.find(['"', '\\'])?;
+        let value = if rest.as_bytes()[close] == b'"' {
+            // The common case: no escapes, borrow the value.
+            let v = Cow::Borrowed(&rest[..close]);
+            rest = &rest[close + 1..];
+            v
+        } else {
+            let mut value = String::with_capacity(close + 8);
+            let mut chars = rest.char_indices();
+            let end = loop {
+                let (i, c) = chars.next()?;
+                match c {
+                    '"' => break i,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        '\\' => value.push('\\'),
+                        '"' => value.push('"'),
+                        other => {
+                            value.push('\\');
+                            value.push(other);
+                        }
+                    },
+                    c => value.push(c),
+                }
+            };
+            rest = &rest[end + 1..];
+            Cow::Owned(value)
         };
         labels.push((name, value));
-        rest = rest[close + 1..].trim_start();
+        rest = rest.trim_start();
         if let Some(r) = rest.strip_prefix(',') {
             rest = r;
         } else if !rest.starts_with('}') {
@@ -154,15 +183,13 @@ fn parse_line(line: &str) -> Option<Line<'_>> {
     })
 }
 
-fn label<'a>(labels: &'a [(&str, String)], name: &str) -> Option<&'a str> {
-    labels
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
+fn take_label<'a>(labels: &mut Vec<(&str, Cow<'a, str>)>, name: &str) -> Option<Cow<'a, str>> {
+    let i = labels.iter().position(|(n, _)| *n == name)?;
+    Some(labels.swap_remove(i).1)
 }
 
 /// Parses a scrape body.
-pub fn parse(body: &str) -> Scrape {
+pub fn parse(body: &str) -> Scrape<'_> {
     let mut out = Scrape::default();
     for raw in body.lines() {
         let trimmed = raw.trim_start();
@@ -183,7 +210,7 @@ pub fn parse(body: &str) -> Scrape {
                 && trimmed[n.len()..].starts_with(|c: char| c == '{' || c.is_whitespace())
         });
         let Some(series) = known else { continue };
-        let Some(line) = parse_line(trimmed) else {
+        let Some(mut line) = parse_line(trimmed) else {
             out.malformed += 1;
             continue;
         };
@@ -193,17 +220,14 @@ pub fn parse(body: &str) -> Scrape {
             NODE_MEMORY => out.node_memory = Some(line.sample),
             _ => {
                 let (Some(ns), Some(pod), Some(c)) = (
-                    label(&line.labels, "namespace"),
-                    label(&line.labels, "pod"),
-                    label(&line.labels, "container"),
+                    take_label(&mut line.labels, "namespace"),
+                    take_label(&mut line.labels, "pod"),
+                    take_label(&mut line.labels, "container"),
                 ) else {
                     out.malformed += 1;
                     continue;
                 };
-                let entry = out
-                    .containers
-                    .entry((ns.to_string(), pod.to_string(), c.to_string()))
-                    .or_default();
+                let entry = out.containers.entry((ns, pod, c)).or_default();
                 match series {
                     CONTAINER_CPU => entry.cpu = Some(line.sample),
                     CONTAINER_MEMORY => entry.memory = Some(line.sample),
@@ -254,11 +278,13 @@ scrape_error 0
         );
         assert_eq!(s.node_memory.map(|m| m.value), Some(1.616273408e9));
         assert_eq!(s.containers.len(), 2);
-        let ms = &s.containers[&(
-            "kube-system".to_string(),
-            "metrics-server-7d8f9c7c8-xkzqb".to_string(),
-            "metrics-server".to_string(),
-        )];
+        let ms = s
+            .container(
+                "kube-system",
+                "metrics-server-7d8f9c7c8-xkzqb",
+                "metrics-server",
+            )
+            .unwrap();
         assert_eq!(ms.cpu.map(|c| c.value), Some(4.710446));
         assert_eq!(ms.memory.map(|c| c.value), Some(16973824.0));
         assert_eq!(ms.start_time, Some(1.6332537e9));
@@ -276,8 +302,12 @@ scrape_error 0
     fn escaped_labels_and_order() {
         let body = r#"container_memory_working_set_bytes{pod="a\"b",namespace="n\\s", container="c\nd"} 5"#;
         let s = parse(body);
-        let key = ("n\\s".to_string(), "a\"b".to_string(), "c\nd".to_string());
-        assert_eq!(s.containers[&key].memory.map(|m| m.value), Some(5.0));
+        assert_eq!(
+            s.container("n\\s", "a\"b", "c\nd")
+                .and_then(|c| c.memory)
+                .map(|m| m.value),
+            Some(5.0)
+        );
     }
 
     #[test]

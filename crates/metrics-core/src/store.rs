@@ -1,7 +1,7 @@
 //! The two-sample store and the usage math.
 //!
 //! Per node and per container it keeps the last two points of one scrape
-//! batch after another. CPU usage is the difference of cumulative CPU over the
+//! cycle after another. CPU usage is the difference of cumulative CPU over the
 //! time between the two points (that time is the `window`); memory is the last
 //! working set. The rules follow upstream metrics-server:
 //! - a node point with a zero timestamp, CPU or memory is dropped, and a pod is
@@ -14,9 +14,21 @@
 //!   its first point gets a synthetic previous point at its start time with
 //!   zero CPU, so one scrape already yields a rate;
 //! - a pod has metrics only if every container has; its timestamp and window
-//!   are those of its earliest container.
+//!   are those of its earliest container;
+//! - what a cycle did not report (a node that failed, a pod gone) is dropped
+//!   at the end of the cycle.
+//!
+//! A cycle is [`Store::begin`], one [`Store::put_scrape`] per node scraped,
+//! [`Store::end`]. Entries are updated in place and looked up by borrowed
+//! names, so a cycle allocates only for nodes, pods and containers it has not
+//! seen before.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+};
+
+use hashbrown::Equivalent;
 
 use crate::parse::Scrape;
 
@@ -49,14 +61,41 @@ struct Pair {
     last: Point,
 }
 
-/// (namespace, name)
-pub type PodKey = (String, String);
+/// (namespace, name) of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodKey {
+    pub namespace: String,
+    pub name: String,
+}
 
-/// One scrape batch: the points of every node scraped successfully.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Batch {
-    pub nodes: HashMap<String, Point>,
-    pub pods: HashMap<PodKey, BTreeMap<String, Point>>,
+impl PodKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// A borrowed [`PodKey`], for lookups without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+impl Hash for PodRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Hashes exactly as the derived Hash of PodKey does.
+        self.namespace.hash(state);
+        self.name.hash(state);
+    }
+}
+
+impl Equivalent<PodKey> for PodRef<'_> {
+    fn equivalent(&self, key: &PodKey) -> bool {
+        self.namespace == key.namespace && self.name == key.name
+    }
 }
 
 fn secs_to_nanos(s: f64) -> Option<i64> {
@@ -67,82 +106,125 @@ fn to_u64(v: f64, scale: f64) -> Option<u64> {
     (v.is_finite() && v >= 0.0 && v * scale < 1.8e19).then(|| (v * scale).round() as u64)
 }
 
-impl Batch {
-    /// Adds one node's scrape, taken at `scraped_at` (used where a sample
-    /// carries no timestamp). Returns the number of points dropped.
-    pub fn add_node(&mut self, node: &str, scrape: &Scrape, scraped_at: Nanos) -> usize {
-        let ts = |ms: Option<i64>| ms.map_or(scraped_at, |m| m.saturating_mul(1_000_000));
-        let mut dropped = 0;
-        match (scrape.node_cpu, scrape.node_memory) {
+/// The valid points of one node's scrape, borrowed from it.
+#[derive(Debug, Default)]
+pub struct Validated<'s> {
+    pub node: Option<Point>,
+    /// Pods whose every container is valid, with their containers.
+    pub pods: HashMap<(&'s str, &'s str), Vec<(&'s str, Point)>>,
+    /// Node and pod points dropped by the rules.
+    pub dropped: usize,
+}
+
+/// Applies the drop rules to one node's scrape, taken at `scraped_at` (used
+/// where a sample carries no timestamp).
+pub fn validate<'s>(scrape: &'s Scrape<'_>, scraped_at: Nanos) -> Validated<'s> {
+    let ts = |ms: Option<i64>| ms.map_or(scraped_at, |m| m.saturating_mul(1_000_000));
+    let mut out = Validated::default();
+    match (scrape.node_cpu, scrape.node_memory) {
+        (Some(cpu), Some(mem)) => {
+            let timestamp = ts(cpu.timestamp_ms);
+            match (to_u64(cpu.value, 1e9), to_u64(mem.value, 1.0)) {
+                (Some(c), Some(m)) if c > 0 && m > 0 && timestamp > 0 => {
+                    out.node = Some(Point {
+                        timestamp,
+                        start_time: 0,
+                        cumulative_cpu: c,
+                        memory_bytes: m,
+                    });
+                }
+                _ => out.dropped += 1,
+            }
+        }
+        (None, None) => {}
+        _ => out.dropped += 1,
+    }
+    // None once one of the pod's containers was dropped.
+    type Containers<'s> = Option<Vec<(&'s str, Point)>>;
+    let mut pods: HashMap<(&str, &str), Containers<'_>> = HashMap::new();
+    for ((ns, pod, container), s) in &scrape.containers {
+        let slot = pods
+            .entry((ns.as_ref(), pod.as_ref()))
+            .or_insert_with(|| Some(Vec::new()));
+        let Some(containers) = slot else { continue };
+        let point = match (s.cpu, s.memory) {
             (Some(cpu), Some(mem)) => {
                 let timestamp = ts(cpu.timestamp_ms);
                 match (to_u64(cpu.value, 1e9), to_u64(mem.value, 1.0)) {
-                    (Some(c), Some(m)) if c > 0 && m > 0 && timestamp > 0 => {
-                        self.nodes.insert(
-                            node.to_string(),
-                            Point {
-                                timestamp,
-                                start_time: 0,
-                                cumulative_cpu: c,
-                                memory_bytes: m,
-                            },
-                        );
-                    }
-                    _ => dropped += 1,
+                    (Some(c), Some(m)) if c > 0 && m > 0 && timestamp > 0 => Some(Point {
+                        timestamp,
+                        start_time: s.start_time.and_then(secs_to_nanos).unwrap_or(0),
+                        cumulative_cpu: c,
+                        memory_bytes: m,
+                    }),
+                    _ => None,
                 }
             }
-            (None, None) => {}
-            _ => dropped += 1,
-        }
-        let mut pods: HashMap<PodKey, Option<BTreeMap<String, Point>>> = HashMap::new();
-        for ((ns, pod, container), s) in &scrape.containers {
-            let slot = pods
-                .entry((ns.clone(), pod.clone()))
-                .or_insert_with(|| Some(BTreeMap::new()));
-            let Some(containers) = slot else { continue };
-            let point = match (s.cpu, s.memory) {
-                (Some(cpu), Some(mem)) => {
-                    let timestamp = ts(cpu.timestamp_ms);
-                    match (to_u64(cpu.value, 1e9), to_u64(mem.value, 1.0)) {
-                        (Some(c), Some(m)) if c > 0 && m > 0 && timestamp > 0 => Some(Point {
-                            timestamp,
-                            start_time: s.start_time.and_then(secs_to_nanos).unwrap_or(0),
-                            cumulative_cpu: c,
-                            memory_bytes: m,
-                        }),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            match point {
-                Some(p) => {
-                    containers.insert(container.clone(), p);
-                }
-                None => {
-                    // One bad container drops the whole pod.
-                    *slot = None;
-                    dropped += 1;
-                }
+            _ => None,
+        };
+        match point {
+            Some(p) => containers.push((container.as_ref(), p)),
+            None => {
+                // One bad container drops the whole pod.
+                *slot = None;
+                out.dropped += 1;
             }
         }
-        for (key, containers) in pods {
-            if let Some(c) = containers
-                && !c.is_empty()
-            {
-                self.pods.insert(key, c);
-            }
-        }
-        dropped
     }
+    out.pods = pods
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|c| !c.is_empty()).map(|c| (k, c)))
+        .collect();
+    out
+}
+
+/// The points of one scrape cycle, owned (for tests and tools; the server
+/// puts each node's scrape into the store as it arrives).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub nodes: HashMap<String, Point>,
+    pub pods: HashMap<PodKey, Vec<(String, Point)>>,
+}
+
+impl Batch {
+    /// Adds one node's scrape. Returns the number of points dropped.
+    pub fn add_node(&mut self, node: &str, scrape: &Scrape<'_>, scraped_at: Nanos) -> usize {
+        let v = validate(scrape, scraped_at);
+        if let Some(p) = v.node {
+            self.nodes.insert(node.to_string(), p);
+        }
+        for ((ns, pod), containers) in v.pods {
+            self.pods.insert(
+                PodKey::new(ns, pod),
+                containers
+                    .into_iter()
+                    .map(|(c, p)| (c.to_string(), p))
+                    .collect(),
+            );
+        }
+        v.dropped
+    }
+}
+
+#[derive(Debug, Clone)]
+struct NodeEntry {
+    pair: Pair,
+    seen: u64,
+}
+
+#[derive(Debug, Clone)]
+struct PodEntry {
+    containers: Vec<(Box<str>, Pair)>,
+    seen: u64,
 }
 
 /// The store. Not synchronised: the server wraps it in a lock.
 #[derive(Debug, Clone)]
 pub struct Store {
     resolution: Nanos,
-    nodes: HashMap<String, Pair>,
-    pods: HashMap<PodKey, BTreeMap<String, Pair>>,
+    cycle: u64,
+    nodes: hashbrown::HashMap<String, NodeEntry>,
+    pods: hashbrown::HashMap<PodKey, PodEntry>,
 }
 
 const NEW_CONTAINER_MIN_AGE: Nanos = 10_000_000_000;
@@ -204,49 +286,125 @@ impl Store {
     pub fn new(resolution: std::time::Duration) -> Self {
         Self {
             resolution: i64::try_from(resolution.as_nanos()).unwrap_or(i64::MAX),
-            nodes: HashMap::new(),
-            pods: HashMap::new(),
+            cycle: 0,
+            nodes: hashbrown::HashMap::new(),
+            pods: hashbrown::HashMap::new(),
         }
     }
 
-    /// Replaces the content with a new batch, carrying previous points over.
+    /// Starts a scrape cycle.
+    pub fn begin(&mut self) {
+        self.cycle += 1;
+    }
+
+    /// Records one node's point.
+    pub fn put_node(&mut self, name: &str, p: Point) {
+        let (res, cycle) = (self.resolution, self.cycle);
+        match self.nodes.get_mut(name) {
+            Some(e) => {
+                e.pair = next_pair(Some(&e.pair), p, res, false);
+                e.seen = cycle;
+            }
+            None => {
+                self.nodes.insert(
+                    name.to_string(),
+                    NodeEntry {
+                        pair: next_pair(None, p, res, false),
+                        seen: cycle,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records one pod's containers (all of them: a container not listed is
+    /// gone).
+    pub fn put_pod(&mut self, namespace: &str, name: &str, containers: &[(&str, Point)]) {
+        let (res, cycle) = (self.resolution, self.cycle);
+        let key = PodRef { namespace, name };
+        let next = |old: Option<&[(Box<str>, Pair)]>| -> Vec<(Box<str>, Pair)> {
+            containers
+                .iter()
+                .map(|(c, p)| {
+                    let prev = old
+                        .and_then(|o| o.iter().find(|(n, _)| &**n == *c))
+                        .map(|(_, pair)| pair);
+                    ((*c).into(), next_pair(prev, *p, res, true))
+                })
+                .collect()
+        };
+        match self.pods.get_mut(&key) {
+            Some(e) => {
+                let same_names = e.containers.len() == containers.len()
+                    && e.containers
+                        .iter()
+                        .zip(containers)
+                        .all(|((a, _), (b, _))| &**a == *b);
+                if same_names {
+                    for ((_, pair), (_, p)) in e.containers.iter_mut().zip(containers) {
+                        *pair = next_pair(Some(pair), *p, res, true);
+                    }
+                } else {
+                    e.containers = next(Some(&e.containers));
+                }
+                e.seen = cycle;
+            }
+            None => {
+                self.pods.insert(
+                    PodKey::new(namespace, name),
+                    PodEntry {
+                        containers: next(None),
+                        seen: cycle,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records one node's scrape; returns the number of points dropped.
+    pub fn put_scrape(&mut self, node: &str, scrape: &Scrape<'_>, scraped_at: Nanos) -> usize {
+        let mut v = validate(scrape, scraped_at);
+        if let Some(p) = v.node {
+            self.put_node(node, p);
+        }
+        for ((ns, pod), containers) in &mut v.pods {
+            containers.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            self.put_pod(ns, pod, containers);
+        }
+        v.dropped
+    }
+
+    /// Ends a cycle: forgets what it did not report.
+    pub fn end(&mut self) {
+        let cycle = self.cycle;
+        self.nodes.retain(|_, e| e.seen == cycle);
+        self.pods.retain(|_, e| e.seen == cycle);
+    }
+
+    /// A whole cycle from a batch.
     pub fn store(&mut self, batch: Batch) {
-        let nodes = batch
-            .nodes
-            .into_iter()
-            .map(|(name, p)| {
-                let pair = next_pair(self.nodes.get(&name), p, self.resolution, false);
-                (name, pair)
-            })
-            .collect();
-        let pods = batch
-            .pods
-            .into_iter()
-            .map(|(key, containers)| {
-                let old = self.pods.get(&key);
-                let next = containers
-                    .into_iter()
-                    .map(|(c, p)| {
-                        let pair = next_pair(old.and_then(|o| o.get(&c)), p, self.resolution, true);
-                        (c, pair)
-                    })
-                    .collect();
-                (key, next)
-            })
-            .collect();
-        self.nodes = nodes;
-        self.pods = pods;
+        self.begin();
+        for (name, p) in &batch.nodes {
+            self.put_node(name, *p);
+        }
+        for (key, containers) in &batch.pods {
+            let mut cs: Vec<(&str, Point)> =
+                containers.iter().map(|(c, p)| (c.as_str(), *p)).collect();
+            cs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            self.put_pod(&key.namespace, &key.name, &cs);
+        }
+        self.end();
     }
 
     pub fn node(&self, name: &str) -> Option<Usage> {
-        self.nodes.get(name).and_then(usage)
+        self.nodes.get(name).and_then(|e| usage(&e.pair))
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<PodUsage> {
-        let containers = self.pods.get(&(namespace.to_string(), name.to_string()))?;
-        let mut out = Vec::with_capacity(containers.len());
-        for (c, pair) in containers {
-            out.push((c.clone(), usage(pair)?));
+        let e = self.pods.get(&PodRef { namespace, name })?;
+        let mut out = Vec::with_capacity(e.containers.len());
+        for (c, pair) in &e.containers {
+            out.push((c.to_string(), usage(pair)?));
         }
         let earliest = out.iter().map(|(_, u)| u).min_by_key(|u| u.timestamp)?;
         Some(PodUsage {
@@ -260,11 +418,11 @@ impl Store {
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
         self.nodes
             .iter()
-            .filter(|(_, p)| usage(p).is_some())
+            .filter(|(_, e)| usage(&e.pair).is_some())
             .map(|(n, _)| n.as_str())
     }
 
-    /// Pods with metrics.
+    /// Pods with points.
     pub fn pod_keys(&self) -> impl Iterator<Item = &PodKey> {
         self.pods.keys()
     }
@@ -273,15 +431,19 @@ impl Store {
     pub fn points(&self) -> (usize, usize) {
         let count = |p: &Pair| 1 + usize::from(p.prev.is_some());
         (
-            self.nodes.values().map(count).sum(),
-            self.pods.values().flat_map(|c| c.values()).map(count).sum(),
+            self.nodes.values().map(|e| count(&e.pair)).sum(),
+            self.pods
+                .values()
+                .flat_map(|e| e.containers.iter())
+                .map(|(_, p)| count(p))
+                .sum(),
         )
     }
 
     /// Ready when both points exist for some node (upstream: storage ready
     /// once a rate can be computed).
     pub fn ready(&self) -> bool {
-        self.nodes.values().any(|p| p.prev.is_some())
+        self.nodes.values().any(|e| e.pair.prev.is_some())
     }
 }
 
@@ -314,7 +476,7 @@ mod tests {
         Batch {
             nodes: HashMap::new(),
             pods: [(
-                ("default".to_string(), "web".to_string()),
+                PodKey::new("default", "web"),
                 cs.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
             )]
             .into(),
@@ -407,6 +569,62 @@ mod tests {
     }
 
     #[test]
+    fn put_scrape_matches_batches_and_ends_cycles() {
+        let body = |cpu: f64| {
+            format!(
+                "node_cpu_usage_seconds_total {cpu}\nnode_memory_working_set_bytes 5\n\
+container_cpu_usage_seconds_total{{namespace=\"d\",pod=\"p\",container=\"b\"}} {cpu}\n\
+container_memory_working_set_bytes{{namespace=\"d\",pod=\"p\",container=\"b\"}} 7\n\
+container_cpu_usage_seconds_total{{namespace=\"d\",pod=\"p\",container=\"a\"}} {cpu}\n\
+container_memory_working_set_bytes{{namespace=\"d\",pod=\"p\",container=\"a\"}} 9\n"
+            )
+        };
+        let mut a = Store::new(Duration::from_secs(15));
+        let mut b = Store::new(Duration::from_secs(15));
+        for (i, cpu) in [1.0, 4.0, 10.0].into_iter().enumerate() {
+            let text = body(cpu);
+            let scrape = parse(&text);
+            let at = (100 + 15 * i as i64) * S;
+            a.begin();
+            assert_eq!(a.put_scrape("n1", &scrape, at), 0);
+            a.end();
+            let mut batch = Batch::default();
+            batch.add_node("n1", &scrape, at);
+            b.store(batch);
+        }
+        assert_eq!(a.node("n1"), b.node("n1"));
+        assert_eq!(a.pod("d", "p"), b.pod("d", "p"));
+        let p = a.pod("d", "p").unwrap();
+        assert_eq!(
+            p.containers
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(p.containers[0].1.cpu_nanocores, 400_000_000);
+        // A cycle that does not report the node forgets it and its pods.
+        a.begin();
+        a.end();
+        assert_eq!(a.node("n1"), None);
+        assert_eq!(a.pod("d", "p"), None);
+        assert_eq!(a.points(), (0, 0));
+    }
+
+    #[test]
+    fn pod_ref_hashes_like_pod_key() {
+        use std::hash::BuildHasher;
+        let s = std::hash::RandomState::new();
+        assert_eq!(
+            s.hash_one(PodKey::new("ns", "name")),
+            s.hash_one(PodRef {
+                namespace: "ns",
+                name: "name"
+            })
+        );
+    }
+
+    #[test]
     fn batch_drops_zero_values() {
         let body = "node_cpu_usage_seconds_total 0\nnode_memory_working_set_bytes 5\n\
 container_cpu_usage_seconds_total{namespace=\"d\",pod=\"p\",container=\"a\"} 1\n\
@@ -418,11 +636,9 @@ container_memory_working_set_bytes{namespace=\"d\",pod=\"q\",container=\"a\"} 10
         assert_eq!(dropped, 2);
         assert!(b.nodes.is_empty());
         assert_eq!(b.pods.len(), 1);
-        assert!(b.pods.contains_key(&("d".to_string(), "q".to_string())));
-        assert_eq!(
-            b.pods[&("d".to_string(), "q".to_string())]["a"].timestamp,
-            100 * S
-        );
+        let q = &b.pods[&PodKey::new("d", "q")];
+        assert_eq!(q[0].0, "a");
+        assert_eq!(q[0].1.timestamp, 100 * S);
     }
 
     proptest! {

@@ -15,13 +15,13 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::{api::PartialObjectMeta, runtime::reflector};
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::reflector;
 use serde_json::{Value, json};
 
 use crate::{
     auth::{Attributes, Authenticator, Authorizer, PeerCerts},
-    proto,
+    index, proto,
     quantity::{cpu_from_nanocores, go_duration, memory_from_bytes},
     selector::{FieldSelector, LabelSelector},
     store::{Nanos, PodUsage, Store, Usage},
@@ -37,7 +37,7 @@ const GV: &str = "metrics.k8s.io/v1beta1";
 pub struct ApiState {
     pub store: Arc<RwLock<Store>>,
     pub nodes: reflector::Store<Node>,
-    pub pods: reflector::Store<PartialObjectMeta<Pod>>,
+    pub pods: Arc<crate::index::PodIndex>,
     pub authn: Arc<Authenticator>,
     pub authz: Arc<Authorizer>,
     pub always_allow: Arc<Vec<String>>,
@@ -494,24 +494,22 @@ fn pod_items(
 ) -> Vec<Item> {
     let store = read_store(st);
     let now = now_nanos();
-    let mut items: Vec<Item> = st
-        .pods
-        .state()
-        .iter()
-        .filter_map(|p| {
-            let name = p.metadata.name.as_deref()?;
-            let ns = p.metadata.namespace.as_deref()?;
-            if namespace.is_some_and(|want| want != ns) {
-                return None;
-            }
-            let labels = p.metadata.labels.clone().unwrap_or_default();
-            if !ls.matches(&labels) || !fs.matches(name, ns) {
-                return None;
-            }
-            let u = store.pod(ns, name)?;
-            Some(pod_item(ns, name, labels, u, now))
-        })
-        .collect();
+    let mut items = Vec::new();
+    st.pods.for_each(namespace, |key, labels| {
+        if !fs.matches(&key.name, &key.namespace) || !ls.matches_with(|k| index::lookup(labels, k))
+        {
+            return;
+        }
+        if let Some(u) = store.pod(&key.namespace, &key.name) {
+            items.push(pod_item(
+                &key.namespace,
+                &key.name,
+                index::to_map(labels),
+                u,
+                now,
+            ));
+        }
+    });
     items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     items
 }
@@ -722,19 +720,13 @@ async fn get_pod(
         Ok(f) => f,
         Err(m) => return status(StatusCode::NOT_ACCEPTABLE, "NotAcceptable", m),
     };
-    let pod = st.pods.get(&reflector::ObjectRef::new(&name).within(&ns));
+    let pod = st.pods.labels(&ns, &name);
     let usage = read_store(&st).pod(&ns, &name);
     match (pod, usage) {
         (Some(p), Some(u)) => respond_one(
             fmt,
             Kind::Pod,
-            &pod_item(
-                &ns,
-                &name,
-                p.metadata.labels.clone().unwrap_or_default(),
-                u,
-                now_nanos(),
-            ),
+            &pod_item(&ns, &name, index::to_map(&p), u, now_nanos()),
         ),
         _ => status(
             StatusCode::NOT_FOUND,

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod index;
 pub mod scraper;
 pub mod server;
 pub mod tls;
@@ -87,6 +88,10 @@ pub struct Args {
     /// Client key for kubelets.
     #[arg(long, requires = "kubelet_client_certificate")]
     pub kubelet_client_key: Option<PathBuf>,
+
+    /// How many kubelets are scraped at once (upstream: all of them).
+    #[arg(long, default_value_t = 128)]
+    pub max_concurrent_scrapes: usize,
 
     /// Selector (label query) to filter the nodes scraped.
     #[arg(short = 'l', long, default_value = "")]
@@ -222,6 +227,26 @@ impl Health {
     }
 }
 
+/// Keeps only what scraping and serving read of a Node (name, labels, the
+/// path annotation, addresses, kubelet port): the cache holds every node.
+fn slim_node(n: &mut Node) {
+    let m = &mut n.metadata;
+    m.managed_fields = None;
+    m.owner_references = None;
+    m.finalizers = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.retain(|k, _| k == scraper::PATH_ANNOTATION);
+    }
+    n.spec = None;
+    if let Some(s) = n.status.as_mut() {
+        *s = k8s_openapi::api::core::v1::NodeStatus {
+            addresses: s.addresses.take(),
+            daemon_endpoints: s.daemon_endpoints.take(),
+            ..Default::default()
+        };
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
     r#type: String,
@@ -243,19 +268,15 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     let (node_store, node_writer) = reflector::store();
     let node_stream = watcher(node_api, node_cfg)
         .default_backoff()
+        .modify(slim_node)
         .reflect(node_writer)
         .applied_objects();
-    // Metadata only: names, namespaces and labels are all the API needs.
+    // Pods: names, namespaces and labels are all the API needs.
+    let pod_index = Arc::new(index::PodIndex::default());
     let pod_api: Api<PartialObjectMeta<Pod>> = Api::all(client.clone());
-    let (pod_store, pod_writer) = reflector::store();
-    let pod_stream = watcher(pod_api, watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_writer)
-        .applied_objects();
+    let pod_task = tokio::spawn(pod_index.clone().run(pod_api));
     let informers = tokio::spawn(async move {
-        let a = node_stream.for_each(|_| async {});
-        let b = pod_stream.for_each(|_| async {});
-        futures::join!(a, b);
+        node_stream.for_each(|_| async {}).await;
     });
 
     let health = Arc::new(Health::new(args.metric_resolution));
@@ -327,7 +348,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
             request_timeout: args.kubelet_request_timeout,
             bearer_token,
             max_stagger: Duration::from_secs(4),
-            concurrency: 1024,
+            concurrency: args.max_concurrent_scrapes,
         },
         scrape_metrics,
     );
@@ -350,7 +371,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     let state = api::ApiState {
         store: store.clone(),
         nodes: node_store.clone(),
-        pods: pod_store.clone(),
+        pods: pod_index.clone(),
         authn,
         authz,
         always_allow: Arc::new(args.authorization_always_allow_paths.clone()),
@@ -369,7 +390,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     // Wait for the informers, then scrape every resolution.
     tokio::select! {
         _ = rt.shutdown.cancelled() => {}
-        r = async { futures::join!(node_store.wait_until_ready(), pod_store.wait_until_ready()) } => {
+        r = async { futures::join!(node_store.wait_until_ready(), pod_index.wait_until_ready()) } => {
             let _ = r;
             health.informers_synced.store(true, Ordering::Relaxed);
             ready_check.ok();
@@ -388,18 +409,21 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         let started = Instant::now();
         let nodes = node_store.state();
         let count = nodes.len();
-        let batch = match tokio::time::timeout(args.metric_resolution, scraper.scrape(nodes)).await
-        {
-            Ok(b) => b,
-            Err(_) => {
-                tracing::warn!("scrape cycle did not finish within the resolution");
-                continue;
-            }
-        };
-        let scraped = batch.nodes.len();
+        store.write().unwrap_or_else(|e| e.into_inner()).begin();
+        let scraped =
+            match tokio::time::timeout(args.metric_resolution, scraper.scrape(nodes, &store)).await
+            {
+                Ok(n) => n,
+                Err(_) => {
+                    tracing::warn!(
+                        "scrape cycle did not finish within the resolution; keeping what arrived"
+                    );
+                    0
+                }
+            };
         {
             let mut s = store.write().unwrap_or_else(|e| e.into_inner());
-            s.store(batch);
+            s.end();
             let (n, c) = s.points();
             points
                 .get_or_create(&TypeLabel {
@@ -421,6 +445,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         tracing::debug!(nodes = count, scraped, took = ?started.elapsed(), "scrape cycle");
     }
     informers.abort();
+    pod_task.abort();
     match server.await {
         Ok(r) => r,
         Err(e) => Err(Error::Tls(format!("server task: {e}"))),

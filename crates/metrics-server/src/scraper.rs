@@ -1,6 +1,9 @@
 //! Scraping kubelets' `/metrics/resource`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use futures::{StreamExt, stream};
@@ -17,7 +20,7 @@ use prometheus_client::{
 
 use crate::{
     parse,
-    store::{Batch, Nanos},
+    store::{Nanos, Store},
 };
 
 /// Annotation that overrides the path of a node's resource metrics.
@@ -195,20 +198,24 @@ impl Scraper {
         }
     }
 
-    /// Scrapes `nodes`; returns the batch of every node that answered.
-    pub async fn scrape(&self, nodes: Vec<Arc<Node>>) -> Batch {
+    /// Scrapes `nodes`, putting each answer into `store` as it arrives (the
+    /// caller begins and ends the cycle); returns how many nodes answered.
+    pub async fn scrape(&self, nodes: Vec<Arc<Node>>, store: &RwLock<Store>) -> usize {
         let n = nodes.len().max(1) as u32;
         let stagger = (Duration::from_millis(8) * n).min(self.cfg.max_stagger);
         let step = stagger / n;
-        let results = stream::iter(nodes.into_iter().enumerate())
+        // Start times are spread over the stagger from the cycle's start, not
+        // from when a concurrency slot frees up.
+        let start = tokio::time::Instant::now();
+        stream::iter(nodes.into_iter().enumerate())
             .map(|(i, node)| async move {
-                tokio::time::sleep(step * i as u32).await;
+                tokio::time::sleep_until(start + step * i as u32).await;
                 let name = node.metadata.name.clone().unwrap_or_default();
                 let url = match node_url(&node, &self.cfg) {
                     Ok(u) => u,
                     Err(e) => {
                         tracing::warn!(node = %name, error = %e, "Failed to scrape node");
-                        return None;
+                        return false;
                     }
                 };
                 let start = std::time::Instant::now();
@@ -229,24 +236,27 @@ impl Scraper {
                     })
                     .inc();
                 match r {
-                    Ok((body, at)) => Some((name, parse::parse(&body), at)),
+                    Ok((body, at)) => {
+                        let scrape = parse::parse(&body);
+                        if scrape.malformed > 0 {
+                            tracing::debug!(node = %name, lines = scrape.malformed, "skipped malformed metric lines");
+                        }
+                        store
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .put_scrape(&name, &scrape, at);
+                        true
+                    }
                     Err(e) => {
                         tracing::warn!(node = %name, url = %url, error = %e, "Failed to scrape node");
-                        None
+                        false
                     }
                 }
             })
             .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
-        let mut batch = Batch::default();
-        for (name, scrape, at) in results.into_iter().flatten() {
-            if scrape.malformed > 0 {
-                tracing::debug!(node = %name, lines = scrape.malformed, "skipped malformed metric lines");
-            }
-            batch.add_node(&name, &scrape, at);
-        }
-        batch
+            .filter(|ok| futures::future::ready(*ok))
+            .count()
+            .await
     }
 }
 

@@ -5,6 +5,11 @@
 //! leader election and graceful shutdown.
 
 use clap::Parser;
+
+/// mimalloc returns freed memory to the system far more readily than glibc's
+/// per-thread arenas, which matters for caches that churn (pods, scrapes).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use outrigger_runtime::{Runtime, RuntimeArgs};
 
 #[derive(Parser, Debug)]
