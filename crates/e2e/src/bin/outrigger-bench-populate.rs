@@ -28,14 +28,18 @@ struct Args {
     kwok_port: i32,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Create nodes kwok does not manage (no kwok annotation): their
+    /// kubelet is a synthetic farm (outrigger-bench-kubelet-farm).
+    #[arg(long)]
+    unmanaged: bool,
     /// Delete the benchmark's nodes and namespace instead.
     #[arg(long)]
     delete: bool,
 }
 
-fn node(i: usize, kwok_port: i32) -> Result<Node> {
+fn node(i: usize, kwok_port: i32, unmanaged: bool) -> Result<Node> {
     let name = format!("bench-{i:05}");
-    Ok(serde_json::from_value(serde_json::json!({
+    let mut n: Node = serde_json::from_value(serde_json::json!({
         "metadata": {
             "name": name,
             "labels": {"outrigger.dev/bench": "true", "kubernetes.io/hostname": name, "type": "kwok"},
@@ -51,7 +55,11 @@ fn node(i: usize, kwok_port: i32) -> Result<Node> {
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": kwok_port}}
         }
-    }))?)
+    }))?;
+    if unmanaged && let Some(a) = n.metadata.annotations.as_mut() {
+        a.remove("kwok.x-k8s.io/node");
+    }
+    Ok(n)
 }
 
 fn pod(node: usize, j: usize) -> Result<Pod> {
@@ -104,7 +112,7 @@ async fn main() -> Result<()> {
         .map(|i| {
             let nodes = nodes.clone();
             async move {
-                let n = node(i, args.kwok_port)?;
+                let n = node(i, args.kwok_port, args.unmanaged)?;
                 match nodes.create(&PostParams::default(), &n).await {
                     Ok(_) => Ok(1usize),
                     Err(kube::Error::Api(e)) if e.code == 409 => Ok(0),
