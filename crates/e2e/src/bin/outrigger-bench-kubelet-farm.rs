@@ -61,10 +61,12 @@ async fn main() -> Result<()> {
         .context("certificate")?
         .collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(&args.tls_private_key_file).context("key")?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -75,7 +77,9 @@ async fn main() -> Result<()> {
         let acceptor = acceptor.clone();
         let pods = args.pods;
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
                 let path = req.uri().path();
                 let node = path
