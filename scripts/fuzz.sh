@@ -24,7 +24,11 @@ for t in $(cargo +nightly fuzz list); do
   echo ">> fuzzing $t for ${SECONDS_EACH}s" >&2
   if ! cargo +nightly fuzz run "$t" "$corpus" "${seeds[@]}" -- -max_total_time="$SECONDS_EACH" -print_final_stats=1 2>"$corpus.log"; then
     tail -n 40 "$corpus.log" >&2
-    echo "fuzz: $t found a crash (see above; artifacts in crates/metrics-core/fuzz/artifacts/$t)" >&2
+    if grep -q "failed to build fuzz script" "$corpus.log"; then
+      echo "fuzz: $t does not build (see above)" >&2
+    else
+      echo "fuzz: $t found a crash (see above; artifacts in crates/metrics-core/fuzz/artifacts/$t)" >&2
+    fi
     exit 1
   fi
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$corpus.log" | grep -oE '[0-9]+$' || echo '?')

@@ -80,6 +80,30 @@ fn pod(node: usize, j: usize) -> Result<Pod> {
     }))?)
 }
 
+/// Creates every object, `concurrency` at a time; an object that exists
+/// already is left alone. Returns how many were created.
+async fn create_all<K>(
+    api: &Api<K>,
+    objects: impl Iterator<Item = Result<K>>,
+    concurrency: usize,
+) -> Result<usize>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let results = stream::iter(objects)
+        .map(|o| async move {
+            match api.create(&PostParams::default(), &o?).await {
+                Ok(_) => Ok(1usize),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(0),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<Result<usize>>>()
+        .await;
+    results.into_iter().sum()
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     outrigger_runtime::install_crypto_provider();
@@ -108,51 +132,23 @@ async fn main() -> Result<()> {
     if let Err(e) = namespaces.create(&PostParams::default(), &ns).await {
         eprintln!("namespace bench: {e}");
     }
-    let created = stream::iter(0..args.nodes)
-        .map(|i| {
-            let nodes = nodes.clone();
-            async move {
-                let n = node(i, args.kwok_port, args.unmanaged)?;
-                match nodes.create(&PostParams::default(), &n).await {
-                    Ok(_) => Ok(1usize),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(0),
-                    Err(e) => Err(anyhow::Error::from(e)),
-                }
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .collect::<Vec<Result<usize>>>()
-        .await;
-    let n: usize = created
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .sum();
+    let n = create_all(
+        &nodes,
+        (0..args.nodes).map(|i| node(i, args.kwok_port, args.unmanaged)),
+        args.concurrency,
+    )
+    .await?;
     eprintln!("created {n} nodes in {:?}", t0.elapsed());
     let pods: Api<Pod> = Api::namespaced(client.clone(), "bench");
     let t1 = Instant::now();
+    let per = args.pods_per_node.max(1);
     let total = args.nodes * args.pods_per_node;
-    let created = stream::iter(0..total)
-        .map(|k| {
-            let pods = pods.clone();
-            let (i, j) = (k / args.pods_per_node, k % args.pods_per_node);
-            async move {
-                let p = pod(i, j)?;
-                match pods.create(&PostParams::default(), &p).await {
-                    Ok(_) => Ok(1usize),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(0),
-                    Err(e) => Err(anyhow::Error::from(e)),
-                }
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .collect::<Vec<Result<usize>>>()
-        .await;
-    let n: usize = created
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .sum();
+    let n = create_all(
+        &pods,
+        (0..total).map(|k| pod(k / per, k % per)),
+        args.concurrency,
+    )
+    .await?;
     eprintln!("created {n} pods in {:?}", t1.elapsed());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Whatever a kubelet (or anything posing as one) answers, parsing it and
-//! storing the points must not panic.
+//! storing the points — both as the server does (put into the store as the
+//! answer arrives) and through a batch — must not panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,13 +14,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let scrape = parse(text);
-    let mut batch = Batch::default();
-    batch.add_node("node", &scrape, 1_700_000_000_000_000_000);
     let mut store = Store::new(std::time::Duration::from_secs(15));
-    store.store(batch.clone());
-    store.store(batch);
-    let _ = store.node("node");
-    for (ns, pod) in store.pod_keys().cloned().collect::<Vec<_>>() {
-        let _ = store.pod(&ns, &pod);
+    for at in [1_700_000_000_000_000_000, 1_700_000_015_000_000_000] {
+        store.begin();
+        store.put_scrape("node", &scrape, at);
+        store.end();
     }
+    let _ = store.node("node");
+    for key in store.pod_keys().cloned().collect::<Vec<_>>() {
+        let _ = store.pod(&key.namespace, &key.name);
+    }
+    let mut batch = Batch::default();
+    batch.add_node("node", &scrape, 1);
+    store.store(batch);
 });
