@@ -126,9 +126,10 @@ KWOK_SRC="$(cd "$TESTENV/go/kwok" && go mod download sigs.k8s.io/kwok && go list
 KWOK_CONFIG=()
 for f in stage/node/fast/node-initialize.yaml stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
          stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml \
-         metrics/resource/metrics-resource.yaml metrics/usage/usage-from-annotation.yaml; do
+         metrics/usage/usage-from-annotation.yaml; do
   KWOK_CONFIG+=(--config "$KWOK_SRC/kustomize/$f")
 done
+KWOK_CONFIG+=(--config "$TESTENV/kwok/metrics-resource.yaml")
 if ! is_running kwok; then
   require_free_port kwok "$KWOK_PORT" KWOK_PORT
   log "starting kwok v$KWOK_VERSION (kubelet endpoint https://127.0.0.1:$KWOK_PORT)"

@@ -60,29 +60,45 @@ async fn apiservice_is_available_and_kubectl_top_node_lists_every_node() -> Resu
     )?;
     assert_eq!(out.trim(), "True");
     let client = env.client().await?;
+    // Every node kwok plays the kubelet of, with its usage (an idle node
+    // reports its system baseline, about 25m and 450Mi, as in the walkthrough).
     let nodes: Vec<String> = Api::<Node>::all(client)
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
+        .filter(|n| {
+            n.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.get("kwok.x-k8s.io/node").is_some_and(|v| v == "fake"))
+        })
         .filter_map(|n| n.metadata.name)
         .collect();
+    assert!(nodes.len() >= 3);
     let top = eventually(
         "kubectl top node lists every node",
         Duration::from_secs(45),
         || async {
             let out = env.run("kubectl", &["top", "node", "--no-headers"])?;
-            let listed: Vec<&str> = out
+            let with_usage: Vec<&str> = out
                 .lines()
+                .filter(|l| !l.contains("<unknown>"))
                 .filter_map(|l| l.split_whitespace().next())
                 .collect();
             Ok(nodes
                 .iter()
-                .all(|n| listed.contains(&n.as_str()))
+                .all(|n| with_usage.contains(&n.as_str()))
                 .then_some(out))
         },
     )
     .await?;
+    for line in top.lines().filter(|l| !l.contains("<unknown>")) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let cpu: u64 = cols[1].trim_end_matches('m').parse()?;
+        assert!(cpu >= 20, "node cpu {line}");
+        assert!(cols[3].ends_with("Mi"), "node memory {line}");
+    }
     eprintln!("{top}");
     Ok(())
 }
