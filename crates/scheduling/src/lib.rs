@@ -4,7 +4,9 @@
 //!
 //! This first part is the resource model: [`quantity`] (Kubernetes quantity
 //! strings, parsed exactly) and [`resources`] (resource lists with the
-//! rounding kube-scheduler applies).
+//! rounding kube-scheduler applies), and [`requirements`] (the node-requirements
+//! algebra: In, NotIn, Exists, DoesNotExist, Gt, Lt, minValues).
 
 pub mod quantity;
+pub mod requirements;
 pub mod resources;
