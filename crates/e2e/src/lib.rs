@@ -54,19 +54,7 @@ impl TestEnv {
     /// Runs a program with the environment and returns its stdout; fails with
     /// its stderr.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<String> {
-        let out = self
-            .command(program)
-            .args(args)
-            .output()
-            .with_context(|| format!("running {program}"))?;
-        if !out.status.success() {
-            bail!(
-                "{program} {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        self.run_both(program, args).map(|(out, _)| out)
     }
 
     /// Like [`TestEnv::run`], returning stdout and stderr.

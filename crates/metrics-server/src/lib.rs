@@ -22,10 +22,7 @@ pub use outrigger_metrics_core::{parse, proto, quantity, selector, store};
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
 
@@ -155,58 +152,26 @@ impl Args {
 }
 
 /// Health of the server, as upstream defines it: ready once informers
-/// synced and the store can compute usage; live while scrapes run on time.
+/// synced and the store can compute usage (the admin server's readiness
+/// checks `metric-informer-sync` and `metric-storage-ready`, served on the
+/// secure port too); live while scrapes run on time.
 pub struct Health {
-    informers_synced: AtomicBool,
-    storage_ready: AtomicBool,
+    ready: outrigger_runtime::Readiness,
     last_tick: Mutex<Instant>,
     resolution: Duration,
 }
 
 impl Health {
-    fn new(resolution: Duration) -> Self {
+    fn new(resolution: Duration, ready: outrigger_runtime::Readiness) -> Self {
         Self {
-            informers_synced: AtomicBool::new(false),
-            storage_ready: AtomicBool::new(false),
+            ready,
             last_tick: Mutex::new(Instant::now()),
             resolution,
         }
     }
 
-    fn report(checks: &[(&str, bool, &str)], name: &str) -> (bool, String) {
-        let mut out = String::new();
-        let mut ok = true;
-        for (n, pass, why) in checks {
-            if *pass {
-                out.push_str(&format!("[+]{n} ok\n"));
-            } else {
-                ok = false;
-                out.push_str(&format!("[-]{n} failed: {why}\n"));
-            }
-        }
-        out.push_str(&format!(
-            "{name} check {}\n",
-            if ok { "passed" } else { "failed" }
-        ));
-        (ok, out)
-    }
-
     pub fn ready_report(&self) -> (bool, String) {
-        Self::report(
-            &[
-                (
-                    "metric-storage-ready",
-                    self.storage_ready.load(Ordering::Relaxed),
-                    "not metrics to serve",
-                ),
-                (
-                    "metric-informer-sync",
-                    self.informers_synced.load(Ordering::Relaxed),
-                    "informers not synced",
-                ),
-            ],
-            "readyz",
-        )
+        self.ready.report(false)
     }
 
     pub fn live_report(&self) -> (bool, String) {
@@ -215,15 +180,15 @@ impl Health {
             .lock()
             .map(|t| t.elapsed())
             .unwrap_or_default();
-        let timely = since <= self.resolution * 3 / 2;
-        Self::report(
-            &[(
-                "metric-collection-timely",
-                timely,
-                "metric collection didn't finish on time",
-            )],
-            "livez",
-        )
+        if since <= self.resolution * 3 / 2 {
+            (true, "ok".to_string())
+        } else {
+            (
+                false,
+                "[-]metric-collection-timely failed: metric collection didn't finish on time\n"
+                    .to_string(),
+            )
+        }
     }
 }
 
@@ -279,7 +244,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         node_stream.for_each(|_| async {}).await;
     });
 
-    let health = Arc::new(Health::new(args.metric_resolution));
+    let health = Arc::new(Health::new(args.metric_resolution, rt.admin.ready.clone()));
     let ready_check = rt
         .admin
         .ready
@@ -392,7 +357,6 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         _ = rt.shutdown.cancelled() => {}
         r = async { futures::join!(node_store.wait_until_ready(), pod_index.wait_until_ready()) } => {
             let _ = r;
-            health.informers_synced.store(true, Ordering::Relaxed);
             ready_check.ok();
         }
     }
@@ -436,7 +400,6 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
                 })
                 .set(c as i64);
             if s.ready() {
-                health.storage_ready.store(true, Ordering::Relaxed);
                 storage_check.ok();
             }
         }

@@ -189,7 +189,7 @@ impl Scraper {
                 ));
             }
             let text =
-                String::from_utf8(body.to_vec()).map_err(|_| "body is not UTF-8".to_string())?;
+                String::from_utf8(Vec::from(body)).map_err(|_| "body is not UTF-8".to_string())?;
             Ok((text, at))
         };
         match tokio::time::timeout(self.cfg.request_timeout, fut).await {
