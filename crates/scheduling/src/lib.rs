@@ -9,9 +9,21 @@
 //! - [`model`]: pods and their constraints, nodes, pools, instance types,
 //!   the plan.
 //! - [`eks`]: EC2 instance types with the EKS allocatable formula.
+//! - [`solver`]: the plan: existing capacity first, then new claims that
+//!   keep every instance type that fits; explanations for every pod left;
+//!   what removing nodes would do.
+//! - [`validate`]: an independent check of a plan against its problem.
+//! - `testgen` (tests, feature `testgen`): random problems for property tests.
 
 pub mod eks;
 pub mod model;
 pub mod quantity;
 pub mod requirements;
 pub mod resources;
+pub mod solver;
+#[cfg(any(test, feature = "testgen"))]
+pub mod testgen;
+pub mod validate;
+
+#[cfg(test)]
+mod proptests;

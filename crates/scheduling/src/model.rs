@@ -257,6 +257,8 @@ pub struct Pod {
     pub preferred_anti_affinity: Vec<(i32, PodAffinityTerm)>,
     pub spread: Vec<TopologySpread>,
     pub host_ports: Vec<HostPort>,
+    /// A DaemonSet's pod: it leaves with its node and is never moved.
+    pub daemon: bool,
 }
 
 impl Pod {

@@ -267,7 +267,7 @@ impl fmt::Display for Requirement {
 }
 
 /// Requirements on many keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Requirements(pub BTreeMap<String, Requirement>);
 
 /// Why two sets of requirements cannot both hold.
