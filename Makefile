@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench clean
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling clean
 
 all: build
 
@@ -56,10 +56,14 @@ test-cluster:
 	exit $$rc
 
 ## bench: Outrigger against the upstream projects, side by side (see bench/RESULTS.md)
-bench: deps
+bench: deps bench-scheduling
 	@bash testenv/scripts/up.sh >/dev/null
 	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
+
+## bench-scheduling: the solver against Karpenter's, on Karpenter's benchmark shape (no cluster)
+bench-scheduling:
+	@bash bench/scheduling.sh
 
 clean: down
 	$(CARGO) clean

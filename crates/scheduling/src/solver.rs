@@ -40,9 +40,8 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::{
     model::{
-        HostPort, LABEL_CAPACITY_TYPE, LABEL_HOSTNAME, LABEL_INSTANCE_TYPE, LABEL_NODEPOOL,
-        LABEL_ZONE, Labels, NewClaim, Plan, Pod, PodAffinityTerm, Problem, Taint, Target, Unplaced,
-        untolerated,
+        HostPort, LABEL_CAPACITY_TYPE, LABEL_HOSTNAME, LABEL_NODEPOOL, LABEL_ZONE, Labels,
+        NewClaim, Plan, Pod, PodAffinityTerm, Problem, Taint, Target, Unplaced, untolerated,
     },
     requirements::{Incompatible, Operator, Requirement, Requirements},
     resources::{CPU, EPHEMERAL_STORAGE, MEMORY, PODS, Resources},
@@ -164,6 +163,12 @@ impl TypeSet {
                 Some(w * 64 + i)
             })
         })
+    }
+    fn has(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn remove(&mut self, i: usize) {
+        self.0[i / 64] &= !(1 << (i % 64));
     }
     fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
         for w in 0..self.0.len() {
@@ -368,6 +373,9 @@ struct Eff {
     det_keys: Vec<u32>,
     /// Keys the pod's topology checks look at.
     check_keys: Vec<u32>,
+    /// Hostname limits, for skipping claims quickly: (counter, most pods
+    /// it may already count on the node, whether it counts owners).
+    host_limits: Vec<(u32, u32, bool)>,
     pins_hostname: bool,
 }
 
@@ -410,6 +418,31 @@ struct Claim {
     ports: Vec<HostPort>,
     slot: u32,
     closed: bool,
+    /// Room left in the cheapest of its types: a pod that fits here does
+    /// not make the claim more expensive.
+    slack: Vec<i64>,
+    /// Room left in the smallest of its types: a pod that fits here keeps
+    /// every type.
+    min_free: Vec<i64>,
+    /// Per dimension, how far along `Solver::by_dim` the types are too
+    /// small for `used`.
+    cursor: Vec<u32>,
+    /// Where its cheapest type is in `Solver::by_price` (types before it
+    /// are gone for good).
+    price_cursor: u32,
+}
+
+/// What `Solver::summarize` finds about a set of types.
+struct Summary {
+    max_alloc: Vec<i64>,
+    min_alloc: Vec<i64>,
+    charge: Vec<i64>,
+    cheapest: Option<usize>,
+    price_cursor: u32,
+}
+
+fn used_with(a: &[i64], b: &[i64]) -> Vec<i64> {
+    a.iter().zip(b).map(|(x, y)| x.saturating_add(*y)).collect()
 }
 
 /// Why a pod could not go to a new claim of one pool.
@@ -473,6 +506,7 @@ impl Offers {
 
 struct Solver<'p> {
     p: &'p Problem,
+    options: Options,
     offers: Offers,
     dims: Dims,
     reqs: Interner,
@@ -481,6 +515,14 @@ struct Solver<'p> {
     node_match: HashMap<(u32, usize), bool>,
     universe_cache: HashMap<(Vec<u32>, String), Vec<String>>,
     alloc: Vec<Vec<i64>>,
+    /// `alloc`, flat (type-major), for the hot fit loop.
+    alloc_flat: Vec<i64>,
+    /// Per dimension, the types by allocatable, smallest first.
+    by_dim: Vec<Vec<u32>>,
+    /// Per dimension, the types by capacity, smallest first.
+    by_cap: Vec<Vec<u32>>,
+    /// The types by cheapest offering, then index.
+    by_price: Vec<u32>,
     cap: Vec<Vec<i64>>,
     type_labels: Vec<Labels>,
     type_keys: HashSet<String>,
@@ -502,10 +544,24 @@ struct Solver<'p> {
     relaxed: Vec<(usize, String)>,
 }
 
+/// How the solver packs.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Plain first-fit-decreasing, for comparison: a new claim is fixed at
+    /// the cheapest instance type that fits its first pod instead of
+    /// keeping every type that fits (so it never grows into a bigger one).
+    pub fixed_bins: bool,
+}
+
 /// Solves a problem: every pod it can place, the claims to launch, and why
 /// the rest cannot go anywhere. Same input, same output.
 pub fn solve(problem: &Problem) -> Plan {
+    solve_with(problem, &Options::default())
+}
+
+pub fn solve_with(problem: &Problem, options: &Options) -> Plan {
     let mut s = Solver::new(problem);
+    s.options = options.clone();
     s.run();
     s.finish()
 }
@@ -513,12 +569,12 @@ pub fn solve(problem: &Problem) -> Plan {
 impl<'p> Solver<'p> {
     fn new(p: &'p Problem) -> Self {
         let dims = Dims::new(p);
-        let alloc = p
+        let alloc: Vec<Vec<i64>> = p
             .instance_types
             .iter()
             .map(|t| dims.vec(&t.allocatable()))
             .collect();
-        let cap = p
+        let cap: Vec<Vec<i64>> = p
             .instance_types
             .iter()
             .map(|t| dims.vec(&t.capacity))
@@ -542,8 +598,45 @@ impl<'p> Solver<'p> {
         ] {
             well_known.insert(k.to_string());
         }
+        let type_price: Vec<f64> = p
+            .instance_types
+            .iter()
+            .map(|t| {
+                t.offerings
+                    .iter()
+                    .filter(|o| o.available)
+                    .map(|o| o.price)
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        let alloc_flat = alloc.iter().flat_map(|a| a.iter().copied()).collect();
+        let by_dim = (0..dims.len())
+            .map(|k| {
+                let mut order: Vec<u32> = (0..alloc.len() as u32).collect();
+                order.sort_by_key(|t| (alloc[*t as usize][k], *t));
+                order
+            })
+            .collect();
+        let by_cap = (0..dims.len())
+            .map(|k| {
+                let mut order: Vec<u32> = (0..cap.len() as u32).collect();
+                order.sort_by_key(|t| (cap[*t as usize][k], *t));
+                order
+            })
+            .collect();
+        let mut by_price: Vec<u32> = (0..alloc.len() as u32).collect();
+        by_price.sort_by(|a, b| {
+            type_price[*a as usize]
+                .total_cmp(&type_price[*b as usize])
+                .then(a.cmp(b))
+        });
         let mut s = Solver {
             p,
+            options: Options::default(),
+            alloc_flat,
+            by_dim,
+            by_cap,
+            by_price,
             offers: Offers::new(p),
             dims,
             reqs: Interner::default(),
@@ -940,8 +1033,28 @@ impl<'p> Solver<'p> {
             .chain(ps.anti_matches.iter().copied())
             .map(|c| self.counters[c as usize].key_id)
             .collect();
+        let mut host_limits = vec![];
+        for con in &cons {
+            let ctr = &self.counters[con.counter() as usize];
+            if !ctr.hostname {
+                continue;
+            }
+            match con {
+                Con::Anti { c, .. } => host_limits.push((*c, 0, false)),
+                Con::Spread { c, skew, selfm, .. } => {
+                    host_limits.push((*c, skew.saturating_sub(u32::from(*selfm)), false))
+                }
+                Con::Affinity { .. } => {}
+            }
+        }
+        for c in &ps.anti_matches {
+            if self.counters[*c as usize].hostname {
+                host_limits.push((*c, 0, true));
+            }
+        }
         Eff {
             terms: term_ids,
+            host_limits,
             cons,
             strict_taints,
             owns_anti,
@@ -1410,21 +1523,117 @@ impl<'p> Solver<'p> {
 
     /// Types of `types` with room for `used + add` and enough distinct
     /// values for every minValues requirement.
-    fn fitting(&self, types: &TypeSet, used: &[i64], add: &[i64], req: &Requirements) -> TypeSet {
-        let mut out = types.clone();
-        out.retain(|t| fits(used, add, &self.alloc[t]));
+    /// `fitting` for a claim's own types: the types each dimension rules
+    /// out are a prefix of that dimension's order past the claim's cursor,
+    /// so only the newly failing ones are visited.
+    fn fitting_claim(
+        &self,
+        ci: usize,
+        mut out: TypeSet,
+        add: &[i64],
+        req: &Requirements,
+    ) -> (TypeSet, Vec<u32>) {
+        let c = &self.claims[ci];
+        let d = self.dims.len();
+        let mut cursor = c.cursor.clone();
+        for k in 0..d {
+            let want = c.used[k].saturating_add(add[k]);
+            let order = &self.by_dim[k];
+            let mut j = cursor[k] as usize;
+            while j < order.len() && self.alloc_flat[order[j] as usize * d + k] < want {
+                out.remove(order[j] as usize);
+                j += 1;
+            }
+            cursor[k] = j as u32;
+        }
+        if !self.min_values_hold(&out, req) {
+            return (TypeSet::empty(self.p.instance_types.len()), cursor);
+        }
+        (out, cursor)
+    }
+
+    /// Where each dimension's cursor starts for a claim using `used`.
+    fn cursors(&self, used: &[i64]) -> Vec<u32> {
+        let d = self.dims.len();
+        (0..d)
+            .map(|k| {
+                self.by_dim[k].partition_point(|t| self.alloc_flat[*t as usize * d + k] < used[k])
+                    as u32
+            })
+            .collect()
+    }
+
+    fn min_values_hold(&self, types: &TypeSet, req: &Requirements) -> bool {
         for (k, r) in &req.0 {
             if let Some(min) = r.min_values {
-                let distinct: BTreeSet<&str> = out
+                let distinct: BTreeSet<&str> = types
                     .iter()
                     .filter_map(|t| self.type_labels[t].get(k).map(String::as_str))
                     .collect();
                 if distinct.len() < min {
-                    return TypeSet::empty(self.p.instance_types.len());
+                    return false;
                 }
             }
         }
+        true
+    }
+
+    fn fitting(&self, types: &TypeSet, used: &[i64], add: &[i64], req: &Requirements) -> TypeSet {
+        let mut out = types.clone();
+        let d = self.dims.len();
+        let want: Vec<i64> = used
+            .iter()
+            .zip(add)
+            .map(|(u, a)| u.saturating_add(*a))
+            .collect();
+        out.retain(|t| {
+            let a = &self.alloc_flat[t * d..t * d + d];
+            want.iter().zip(a).all(|(w, a)| w <= a)
+        });
+        if !self.min_values_hold(&out, req) {
+            return TypeSet::empty(self.p.instance_types.len());
+        }
         out
+    }
+
+    /// One pass over a claim's types: the largest allocatable, the
+    /// largest capacity (what pool limits are charged), and the cheapest
+    /// type.
+    ///
+    /// Walks each dimension's order from its ends (and the price order
+    /// from `price_from`), so it costs little more than one step per
+    /// dimension: a claim's types are all but the smallest ones.
+    fn summarize(&self, types: &TypeSet, cursor: &[u32], price_from: u32) -> Summary {
+        let d = self.dims.len();
+        let has = |t: u32| types.has(t as usize);
+        let first = |order: &[u32], from: usize| order[from..].iter().copied().find(|t| has(*t));
+        let last = |order: &[u32]| order.iter().rev().copied().find(|t| has(*t));
+        let mut s = Summary {
+            max_alloc: vec![i64::MIN; d],
+            min_alloc: vec![i64::MAX; d],
+            charge: vec![i64::MIN; d],
+            cheapest: None,
+            price_cursor: price_from,
+        };
+        for (k, from) in cursor.iter().enumerate().take(d) {
+            if let Some(t) = last(&self.by_dim[k]) {
+                s.max_alloc[k] = self.alloc[t as usize][k];
+            }
+            if let Some(t) = first(&self.by_dim[k], *from as usize) {
+                s.min_alloc[k] = self.alloc[t as usize][k];
+            }
+            if let Some(t) = last(&self.by_cap[k]) {
+                s.charge[k] = self.cap[t as usize][k];
+            }
+        }
+        if let Some(j) = self.by_price[price_from as usize..]
+            .iter()
+            .position(|t| has(*t))
+        {
+            s.price_cursor = price_from + j as u32;
+            s.cheapest = Some(self.by_price[s.price_cursor as usize] as usize);
+        }
+        s
     }
 
     fn max_over(&self, types: &TypeSet, of: &[Vec<i64>]) -> Vec<i64> {
@@ -1476,9 +1685,24 @@ impl<'p> Solver<'p> {
             let Some(merged) = self.compat(term, claim_req) else {
                 continue;
             };
-            let cand = self.type_ok(merged).and(&self.claims[ci].types);
             let c = &self.claims[ci];
-            let fit = self.fitting(&cand, &c.used, &self.pods[i].req, self.reqs.get(merged));
+            let (fit, cursor) = if merged == claim_req
+                && self.pods[i]
+                    .req
+                    .iter()
+                    .zip(&c.min_free)
+                    .all(|(r, f)| r <= f)
+            {
+                // Same requirements and room in every type: nothing to filter.
+                (c.types.clone(), c.cursor.clone())
+            } else {
+                let cand = if merged == claim_req {
+                    c.types.clone()
+                } else {
+                    self.type_ok(merged).and(&self.claims[ci].types)
+                };
+                self.fitting_claim(ci, cand, &self.pods[i].req, self.reqs.get(merged))
+            };
             if fit.is_empty() {
                 continue;
             }
@@ -1496,8 +1720,13 @@ impl<'p> Solver<'p> {
                 continue;
             }
             // Commit.
-            let charge = self.max_over(&types, &self.cap);
-            let max_alloc = self.max_over(&types, &self.alloc);
+            let Summary {
+                max_alloc,
+                min_alloc,
+                charge,
+                cheapest,
+                price_cursor,
+            } = self.summarize(&types, &cursor, self.claims[ci].price_cursor);
             let req = self.pods[i].req.clone();
             let c = &mut self.claims[ci];
             add_to(&mut c.used, &req);
@@ -1508,7 +1737,18 @@ impl<'p> Solver<'p> {
                 }
             }
             c.charge = charge;
+            c.cursor = cursor;
+            c.price_cursor = price_cursor;
             c.max_free = max_alloc.iter().zip(&c.used).map(|(a, u)| a - u).collect();
+            c.min_free = min_alloc.iter().zip(&c.used).map(|(a, u)| a - u).collect();
+            c.slack = match cheapest {
+                Some(t) => self.alloc[t]
+                    .iter()
+                    .zip(&c.used)
+                    .map(|(a, u)| a - u)
+                    .collect(),
+                None => vec![i64::MIN; c.used.len()],
+            };
             c.types = types;
             c.req = pinned;
             c.pods.push(i);
@@ -1595,8 +1835,26 @@ impl<'p> Solver<'p> {
             if !commit {
                 return Ok(());
             }
-            let charge = self.max_over(&within, &self.cap);
-            let max_alloc = self.max_over(&within, &self.alloc);
+            if self.options.fixed_bins {
+                let r = self.reqs.get(pinned);
+                if let Some(t) = within.iter().min_by(|a, b| {
+                    self.price_for(*a, r)
+                        .total_cmp(&self.price_for(*b, r))
+                        .then(a.cmp(b))
+                }) {
+                    let mut one = TypeSet::empty(self.p.instance_types.len());
+                    one.insert(t);
+                    within = one;
+                }
+            }
+            let cursor = self.cursors(&used_with(&overhead, &self.pods[i].req));
+            let Summary {
+                max_alloc,
+                min_alloc,
+                charge,
+                cheapest,
+                price_cursor,
+            } = self.summarize(&within, &cursor, 0);
             let mut used = overhead;
             add_to(&mut used, &self.pods[i].req);
             for (d, r) in self.pools[k].remaining.iter_mut().enumerate() {
@@ -1607,6 +1865,15 @@ impl<'p> Solver<'p> {
             let mut ports = self.pools[k].ports.clone();
             ports.extend(self.p.pods[i].host_ports.iter().cloned());
             let max_free: Vec<i64> = max_alloc.iter().zip(&used).map(|(a, u)| a - u).collect();
+            let min_free: Vec<i64> = min_alloc.iter().zip(&used).map(|(a, u)| a - u).collect();
+            let slack = match cheapest {
+                Some(t) => self.alloc[t]
+                    .iter()
+                    .zip(&used)
+                    .map(|(a, u)| a - u)
+                    .collect(),
+                None => vec![i64::MIN; used.len()],
+            };
             let closed = max_free.iter().zip(&self.min_req).any(|(f, m)| f < m);
             let ci = self.claims.len();
             self.claims.push(Claim {
@@ -1620,6 +1887,10 @@ impl<'p> Solver<'p> {
                 ports,
                 slot,
                 closed,
+                slack,
+                min_free,
+                cursor,
+                price_cursor,
             });
             self.open.push(ci);
             self.commit_topology(i, Target::Claim(ci));
@@ -1636,6 +1907,20 @@ impl<'p> Solver<'p> {
                 return true;
             }
         }
+        // A claim with room in its cheapest type first: free capacity.
+        if !self.options.fixed_bins {
+            for oi in 0..self.open.len() {
+                let ci = self.open[oi];
+                let c = &self.claims[ci];
+                if !c.closed
+                    && self.pods[i].req.iter().zip(&c.slack).all(|(r, s)| r <= s)
+                    && !self.host_blocked(i, c.slot)
+                    && self.try_claim(i, ci)
+                {
+                    return true;
+                }
+            }
+        }
         let mut closed_seen = 0;
         for oi in 0..self.open.len() {
             let ci = self.open[oi];
@@ -1643,7 +1928,14 @@ impl<'p> Solver<'p> {
                 closed_seen += 1;
                 continue;
             }
-            if self.try_claim(i, ci) {
+            // Claims with room in their cheapest type were tried above.
+            let tried = !self.options.fixed_bins
+                && self.pods[i]
+                    .req
+                    .iter()
+                    .zip(&self.claims[ci].slack)
+                    .all(|(r, s)| r <= s);
+            if !tried && !self.host_blocked(i, self.claims[ci].slot) && self.try_claim(i, ci) {
                 if closed_seen > 64 {
                     let claims = &self.claims;
                     self.open.retain(|c| !claims[*c].closed);
@@ -1662,6 +1954,21 @@ impl<'p> Solver<'p> {
             }
         }
         false
+    }
+
+    /// The pod's hostname anti-affinity or spread already rules this node
+    /// out (a quick test before `try_claim`).
+    #[inline]
+    fn host_blocked(&self, i: usize, slot: u32) -> bool {
+        self.pods[i].eff.host_limits.iter().any(|(c, max, owners)| {
+            let ctr = &self.counters[*c as usize];
+            let v = if *owners {
+                &ctr.owners_by_slot
+            } else {
+                &ctr.by_slot
+            };
+            v.get(slot as usize).copied().unwrap_or(0) > *max
+        })
     }
 
     /// Gives up the pod's next preference; false if none is left.
@@ -1973,8 +2280,14 @@ impl<'p> Solver<'p> {
             }
         }
         let mut claims = vec![];
+        let mut prices: HashMap<u32, Vec<f64>> = HashMap::new();
         for (ci, c) in self.claims.iter().enumerate() {
             let mut req = self.reqs.get(c.req).clone();
+            let price = prices.entry(c.req).or_insert_with(|| {
+                (0..self.p.instance_types.len())
+                    .map(|t| self.price_for(t, &req))
+                    .collect()
+            });
             // Labels the pool defines with several values: the node gets one.
             let keys: Vec<String> = req.0.keys().cloned().collect();
             for k in keys {
@@ -1993,19 +2306,9 @@ impl<'p> Solver<'p> {
             let mut types: Vec<(f64, &str, usize)> = c
                 .types
                 .iter()
-                .map(|t| {
-                    (
-                        self.price_for(t, &req),
-                        self.p.instance_types[t].name.as_str(),
-                        t,
-                    )
-                })
+                .map(|t| (price[t], self.p.instance_types[t].name.as_str(), t))
                 .collect();
             types.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
-            let names: Vec<&str> = types.iter().map(|t| t.1).collect();
-            if let Ok(r) = Requirement::new(LABEL_INSTANCE_TYPE, Operator::In, &names) {
-                req.add(LABEL_INSTANCE_TYPE, r);
-            }
             claims.push(NewClaim {
                 pool: c.pool,
                 hostname: format!("hostname-placeholder-{ci:04}"),
