@@ -266,32 +266,33 @@ fn main() {
     }
     let mut baseline = String::new();
     if args.iter().any(|a| a == "--baseline") {
-        // First-fit-decreasing: each new node fixed at the cheapest type that
-        // fits its first pod; and into bins of one instance type, for a
-        // ladder of sizes. The cheapest run.
-        let mut best_price = f64::INFINITY;
-        let mut best_type = String::new();
-        let fixed = solve_with(&p, &Options { fixed_bins: true });
-        eprintln!(
-            "fixed bins: price {:.2}, {} claims, {} unplaced",
-            fixed.price(),
-            fixed.claims.len(),
-            fixed.unplaced.len()
-        );
-        if fixed.unplaced.len() <= plan.unplaced.len() {
-            best_price = fixed.price();
-            best_type = "cheapest type fitting the first pod".to_string();
-        }
+        // First-fit-decreasing with the same constraint checks: each new
+        // node fixed at the cheapest type that fits its first pod; and into
+        // bins of one instance type, for a ladder of sizes. The best run:
+        // fewest pods left out, then cheapest.
+        let mut runs = vec![(
+            "cheapest type fitting the first pod".to_string(),
+            solve_with(&p, &Options { fixed_bins: true }),
+        )];
         for size in [2usize, 4, 8, 16, 32, 64, 128, 256, 400] {
             let mut q = p.clone();
             q.instance_types = vec![p.instance_types[size - 1].clone()];
-            let b = solve(&q);
-            if b.unplaced.len() <= plan.unplaced.len() && b.price() < best_price {
-                best_price = b.price();
-                best_type = q.instance_types[0].name.clone();
-            }
+            runs.push((q.instance_types[0].name.clone(), solve(&q)));
         }
-        baseline = format!(r#","ffd_price":{best_price:.4},"ffd_type":"{best_type}""#);
+        let (name, best_run) = runs
+            .iter()
+            .min_by(|a, b| {
+                a.1.unplaced
+                    .len()
+                    .cmp(&b.1.unplaced.len())
+                    .then(a.1.price().total_cmp(&b.1.price()))
+            })
+            .expect("at least one run");
+        baseline = format!(
+            r#","ffd_price":{:.4},"ffd_unplaced":{},"ffd_type":"{name}""#,
+            best_run.price(),
+            best_run.unplaced.len()
+        );
     }
     if args.iter().any(|a| a == "--explain") {
         for u in plan.unplaced.iter().take(3) {

@@ -452,7 +452,8 @@ enum PoolFail {
     Incompatible(Incompatible),
     Undefined(String),
     NoType(String),
-    NoOffering,
+    /// No available offering for (zone, capacity type) requirements.
+    NoOffering(String),
     TooBig(String),
     Limit(String),
     HostPort(u16),
@@ -1789,7 +1790,7 @@ impl<'p> Solver<'p> {
                 Some(m) => m,
                 None => {
                     let e = self.compat_explain(term, base).err();
-                    first_err.get_or_insert(e.unwrap_or(PoolFail::NoOffering));
+                    first_err.get_or_insert(e.unwrap_or(PoolFail::NoOffering(String::new())));
                     continue;
                 }
             };
@@ -1828,7 +1829,8 @@ impl<'p> Solver<'p> {
                 let ok = self.type_ok(pinned).and(&within);
                 within = self.fitting(&ok, &overhead, &self.pods[i].req, self.reqs.get(pinned));
                 if within.is_empty() {
-                    first_err.get_or_insert(PoolFail::NoOffering);
+                    first_err
+                        .get_or_insert(PoolFail::NoOffering(offering_text(self.reqs.get(pinned))));
                     continue;
                 }
             }
@@ -1897,7 +1899,7 @@ impl<'p> Solver<'p> {
             self.placements.push((i, Target::Claim(ci)));
             return Ok(());
         }
-        Err(first_err.unwrap_or(PoolFail::NoOffering))
+        Err(first_err.unwrap_or(PoolFail::NoOffering(String::new())))
     }
 
     fn place(&mut self, i: usize) -> bool {
@@ -2061,14 +2063,7 @@ impl<'p> Solver<'p> {
                 return PoolFail::NoType(format!("{k} {r}"));
             }
         }
-        let zone = req
-            .get(LABEL_ZONE)
-            .map_or("any".to_string(), |r| r.to_string());
-        let ct = req
-            .get(LABEL_CAPACITY_TYPE)
-            .map_or("any".to_string(), |r| r.to_string());
-        let _ = (zone, ct);
-        PoolFail::NoOffering
+        PoolFail::NoOffering(offering_text(req))
     }
 
     fn why_too_big(&self, i: usize, k: usize, compatible: &TypeSet, req: u32) -> PoolFail {
@@ -2129,7 +2124,6 @@ impl<'p> Solver<'p> {
 
     fn explain(&mut self, i: usize) -> String {
         let mut out = String::new();
-        let pod = &self.p.pods[i];
         if self.pods[i].eff.terms.is_empty() {
             return "its node affinity cannot be satisfied: every nodeSelectorTerm contradicts the nodeSelector".to_string();
         }
@@ -2178,10 +2172,14 @@ impl<'p> Solver<'p> {
                     PoolFail::NoType(r) => {
                         format!("nodepool \"{name}\": no instance type satisfies {r}")
                     }
-                    PoolFail::NoOffering => {
-                        let req = self.terms_text(i);
+                    PoolFail::NoOffering(what) => {
+                        let what = if what.is_empty() {
+                            self.terms_text(i)
+                        } else {
+                            what
+                        };
                         format!(
-                            "nodepool \"{name}\": no instance type has an available offering for {req}"
+                            "nodepool \"{name}\": no instance type has an available offering for {what}"
                         )
                     }
                     PoolFail::TooBig(r) => {
@@ -2203,7 +2201,6 @@ impl<'p> Solver<'p> {
             }
             out.push_str(&msg);
         }
-        let _ = pod;
         out
     }
 
@@ -2348,6 +2345,15 @@ pub fn claim_line(problem: &Problem, claim: &NewClaim) -> String {
         claim.requests,
         types
     )
+}
+
+/// The zone and capacity type a set of requirements allows, for messages.
+fn offering_text(req: &Requirements) -> String {
+    let part = |k: &str| {
+        req.get(k)
+            .map_or_else(|| format!("{k} any"), |r| format!("{k} {r}"))
+    };
+    format!("{}, {}", part(LABEL_ZONE), part(LABEL_CAPACITY_TYPE))
 }
 
 /// A node's domain for a topology key: the node itself for hostname, else
