@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling clean
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling crds clean
 
 all: build
 
@@ -60,6 +60,11 @@ bench: deps bench-scheduling
 	@bash testenv/scripts/up.sh >/dev/null
 	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
+
+## crds: regenerate deploy/crds/ from the Rust types (make test fails when they drift)
+crds:
+	@mkdir -p deploy/crds
+	@$(CARGO) run -q -p outrigger -- crds --dir deploy/crds
 
 ## bench-scheduling: the solver against Karpenter's, on Karpenter's benchmark shape (no cluster)
 bench-scheduling:

@@ -33,11 +33,45 @@ enum Command {
     ///
     /// Every replica scrapes and serves, as upstream's do, so it takes no
     /// part in leader election.
-    MetricsServer(outrigger_metrics_server::Args),
+    MetricsServer(Box<outrigger_metrics_server::Args>),
+
+    /// Print the CRDs Outrigger serves (Karpenter's NodePool, NodeClaim,
+    /// Provisioner, EC2NodeClass, KWOKNodeClass), or write them to a
+    /// directory, one file each.
+    Crds {
+        /// Write `<group>_<plural>.yaml` files here instead of printing.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// `outrigger crds`: needs no cluster, so it runs before the runtime.
+fn crds(dir: Option<&std::path::Path>) -> Result<(), String> {
+    for crd in outrigger_karpenter_api::crds() {
+        let yaml = outrigger_karpenter_api::to_yaml(&crd).map_err(|e| e.to_string())?;
+        match dir {
+            Some(d) => {
+                let path = d.join(outrigger_karpenter_api::file_name(&crd));
+                std::fs::write(&path, yaml)
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+            None => print!("---\n{yaml}"),
+        }
+    }
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Crds { dir } = &cli.command {
+        return match crds(dir.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,10 +88,11 @@ fn main() -> std::process::ExitCode {
                 let mut runtime = cli.runtime;
                 runtime.leader_elect = false;
                 Runtime::run("metrics-server", &runtime, move |rt| {
-                    outrigger_metrics_server::run(rt, args)
+                    outrigger_metrics_server::run(rt, *args)
                 })
                 .await
             }
+            Command::Crds { .. } => Ok(()),
         }
     });
     match result {
