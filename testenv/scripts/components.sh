@@ -69,10 +69,28 @@ metrics_server_up() {
   done
 }
 
+provisioner_up() {
+  kc apply -f "$REPO/deploy/crds/" >/dev/null
+  for crd in nodepools.karpenter.sh nodeclaims.karpenter.sh provisioners.karpenter.sh \
+    ec2nodeclasses.karpenter.k8s.aws kwoknodeclasses.karpenter.kwok.sh; do
+    kc wait --for=condition=Established --timeout=30s "crd/$crd" >/dev/null
+  done
+  kc apply -f "$REPO/deploy/provisioner/rbac.yaml" >/dev/null
+  kc apply -f "$TESTENV/manifests/provisioner.yaml" >/dev/null
+  if ! is_running outrigger-provisioner; then
+    sa_kubeconfig outrigger-provisioner "$STATE/provisioner.kubeconfig"
+  fi
+  start_component provisioner "$PROVISIONER_ADMIN_PORT" provisioner \
+    --kubeconfig "$STATE/provisioner.kubeconfig" \
+    --leader-elect-namespace kube-system \
+    --cluster-name "$CLUSTER_NAME" --provider kwok --kwok-kubelet-port "$KWOK_PORT"
+}
+
 case "${1:-up}" in
   up)
     bash "$TESTENV/scripts/build-outrigger.sh"
     metrics_server_up
+    provisioner_up
     ;;
   down)
     for f in "$PIDS"/outrigger-*.pid; do

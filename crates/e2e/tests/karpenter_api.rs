@@ -22,7 +22,20 @@ fn apply(manifest: &str) -> Result<String> {
     out
 }
 
+/// Installs the CRDs once per test binary (the tests run in parallel and
+/// two concurrent creates of one CRD conflict).
 fn install_crds() -> Result<()> {
+    static DONE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return Ok(());
+    }
+    install_crds_now()?;
+    *done = true;
+    Ok(())
+}
+
+fn install_crds_now() -> Result<()> {
     let env = env();
     let dir = env.repo.join("deploy/crds");
     env.run(

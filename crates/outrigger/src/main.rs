@@ -35,6 +35,10 @@ enum Command {
     /// part in leader election.
     MetricsServer(Box<outrigger_metrics_server::Args>),
 
+    /// Node provisioning, Karpenter-compatible: pending pods become
+    /// NodeClaims and nodes (NodePool, the v1alpha5 Provisioner).
+    Provisioner(outrigger_provisioner::Args),
+
     /// Print the CRDs Outrigger serves (Karpenter's NodePool, NodeClaim,
     /// Provisioner, EC2NodeClass, KWOKNodeClass), or write them to a
     /// directory, one file each.
@@ -89,6 +93,12 @@ fn main() -> std::process::ExitCode {
                 runtime.leader_elect = false;
                 Runtime::run("metrics-server", &runtime, move |rt| {
                     outrigger_metrics_server::run(rt, *args)
+                })
+                .await
+            }
+            Command::Provisioner(args) => {
+                Runtime::run("provisioner", &cli.runtime, move |rt| {
+                    outrigger_provisioner::run(rt, args)
                 })
                 .await
             }

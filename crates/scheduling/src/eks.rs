@@ -167,6 +167,49 @@ pub fn instance_type(
     }
 }
 
+/// A catalogue shaped like EC2's general-purpose, compute and memory
+/// families (x86 and Graviton, two generations), with on-demand prices per
+/// hour in the style of us-east-1's: for clusters without a cloud (the
+/// kwok provider) and for tests. Spot is offered at a third of on-demand.
+pub fn catalogue() -> Vec<(Ec2Shape, f64)> {
+    // family, memory GiB per vCPU, on-demand $ per vCPU-hour, arch
+    let families: [(&str, i64, f64, &str); 8] = [
+        ("c5", 2, 0.0425, "amd64"),
+        ("c6i", 2, 0.0425, "amd64"),
+        ("c6g", 2, 0.034, "arm64"),
+        ("m5", 4, 0.048, "amd64"),
+        ("m6i", 4, 0.048, "amd64"),
+        ("m6g", 4, 0.0385, "arm64"),
+        ("r5", 8, 0.063, "amd64"),
+        ("r6i", 8, 0.063, "amd64"),
+    ];
+    // size, vCPUs, ENIs, IPv4 per ENI
+    let sizes: [(&str, i64, i64, i64); 6] = [
+        ("large", 2, 3, 10),
+        ("xlarge", 4, 4, 15),
+        ("2xlarge", 8, 4, 15),
+        ("4xlarge", 16, 8, 30),
+        ("8xlarge", 32, 8, 30),
+        ("16xlarge", 64, 15, 50),
+    ];
+    let mut out = vec![];
+    for (family, gib_per_cpu, per_cpu, arch) in families {
+        for (size, vcpus, enis, ips) in sizes {
+            let shape = Ec2Shape {
+                name: format!("{family}.{size}"),
+                vcpus,
+                memory_mib: vcpus * gib_per_cpu * 1024,
+                max_enis: enis,
+                ipv4_per_eni: ips,
+                arch: arch.to_string(),
+                gpus: vec![],
+            };
+            out.push((shape, per_cpu * vcpus as f64));
+        }
+    }
+    out
+}
+
 /// A few real shapes, for tests and the seed example.
 pub fn shape(name: &str) -> Option<Ec2Shape> {
     let (vcpus, mem, enis, ips) = match name {
@@ -237,6 +280,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(max_pods(&s, &k), 110);
+    }
+
+    #[test]
+    fn catalogue_has_the_seeds_types() {
+        let c = catalogue();
+        assert_eq!(c.len(), 48);
+        let (xl, price) = c.iter().find(|(s, _)| s.name == "m6i.xlarge").unwrap();
+        assert_eq!(Some(xl.clone()), shape("m6i.xlarge"));
+        assert!((price - 0.192).abs() < 1e-9);
     }
 
     #[test]

@@ -234,6 +234,38 @@ impl Requirement {
     pub fn values(&self) -> Option<&BTreeSet<String>> {
         (!self.complement).then_some(&self.values)
     }
+
+    /// The requirement as node-selector terms that together mean the same
+    /// (what a NodeClaim's spec carries): `In`/`DoesNotExist` for a finite
+    /// set, else `NotIn` or `Exists`, plus `Gt`/`Lt` bounds.
+    pub fn to_terms(&self) -> Vec<(Operator, Vec<String>)> {
+        let list = |v: &BTreeSet<String>| v.iter().cloned().collect::<Vec<_>>();
+        let mut out = vec![];
+        match (self.complement, self.values.is_empty()) {
+            (false, true) => out.push((Operator::DoesNotExist, vec![])),
+            (false, false) => out.push((Operator::In, list(&self.values))),
+            (true, false) => {
+                out.push((Operator::NotIn, list(&self.values)));
+                if self.must_exist && self.greater_than.is_none() && self.less_than.is_none() {
+                    out.push((Operator::Exists, vec![]));
+                }
+            }
+            (true, true) => {
+                if self.must_exist && self.greater_than.is_none() && self.less_than.is_none() {
+                    out.push((Operator::Exists, vec![]));
+                }
+            }
+        }
+        if self.complement {
+            if let Some(g) = self.greater_than {
+                out.push((Operator::Gt, vec![g.to_string()]));
+            }
+            if let Some(l) = self.less_than {
+                out.push((Operator::Lt, vec![l.to_string()]));
+            }
+        }
+        out
+    }
 }
 
 /// Karpenter's wording: `In [spot]`, `NotIn [a b]`, `Exists`, `DoesNotExist`, `Gt 4`.
@@ -423,6 +455,36 @@ mod tests {
             m.intersect(&req(Operator::NotIn, &["a"]))
                 .is_unsatisfiable()
         );
+    }
+
+    #[test]
+    fn terms_round_trip() {
+        for (op, vals) in [
+            (Operator::In, vec!["a", "b"]),
+            (Operator::NotIn, vec!["a"]),
+            (Operator::Exists, vec![]),
+            (Operator::DoesNotExist, vec![]),
+            (Operator::Gt, vec!["4"]),
+            (Operator::Lt, vec!["9"]),
+        ] {
+            let r = req(op, &vals);
+            let mut back = Requirement::any();
+            for (o, v) in r.to_terms() {
+                let v: Vec<&str> = v.iter().map(String::as_str).collect();
+                back = back.intersect(&req(o, &v));
+            }
+            for probe in [
+                None,
+                Some("a"),
+                Some("b"),
+                Some("c"),
+                Some("3"),
+                Some("5"),
+                Some("10"),
+            ] {
+                assert_eq!(r.allows(probe), back.allows(probe), "{op:?} {probe:?}");
+            }
+        }
     }
 
     #[test]

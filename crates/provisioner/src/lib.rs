@@ -1,0 +1,208 @@
+//! `outrigger provisioner`: Karpenter-compatible node provisioning.
+//!
+//! Pods kube-scheduler marks Unschedulable are batched (1 s idle, 10 s at
+//! most), the cluster is snapshotted (nodes and their pods, claims still
+//! launching, pools by weight, daemonsets, the provider's instance types)
+//! and solved by `outrigger-scheduling`; each new claim becomes a NodeClaim,
+//! which the lifecycle controller launches through the provider, links to
+//! its Node by providerID, and marks Launched, Registered, Initialized and
+//! Ready. Nodes of pools with an empty TTL are deleted once empty for it,
+//! through the `karpenter.sh/termination` finalizer (cordon, evict, delete).
+
+mod lifecycle;
+mod metrics;
+pub mod pools;
+pub mod provider;
+mod provision;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::DaemonSet,
+    core::v1::{Node, Pod},
+};
+use kube::{
+    Api, Client,
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
+use outrigger_karpenter_api::{v1::NodeClaim, v1::NodePool, v1alpha5::Provisioner};
+use outrigger_runtime::{Runtime, events::Events};
+
+/// Flags of `outrigger provisioner` (Karpenter's settings where they exist).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The cluster's name (tags, discovery).
+    #[arg(long, env = "CLUSTER_NAME", default_value = "demo")]
+    pub cluster_name: String,
+    /// Close a batch of pending pods after this long without a new one.
+    #[arg(long, env = "BATCH_IDLE_DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub batch_idle_duration: Duration,
+    /// Close a batch after this long in any case.
+    #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub batch_max_duration: Duration,
+    /// Where nodes come from.
+    #[arg(long, value_enum, default_value = "kwok")]
+    pub provider: ProviderKind,
+    /// Zones of the kwok provider's nodes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ap-southeast-1a,ap-southeast-1b,ap-southeast-1c"
+    )]
+    pub kwok_zones: Vec<String>,
+    /// The kubelet port kwok serves for its nodes.
+    #[arg(long, default_value_t = 10250)]
+    pub kwok_kubelet_port: u16,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Kwok,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{s:?}: a duration needs a unit (ms, s, m)"))?;
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Watched state and what every task shares.
+pub(crate) struct Ctx {
+    pub client: Client,
+    pub events: Events,
+    pub provider: provider::Kwok,
+    pub args: Args,
+    pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
+    pub nodepools: Store<NodePool>,
+    pub provisioners: Store<Provisioner>,
+    pub claims: Store<NodeClaim>,
+    pub daemonsets: Store<DaemonSet>,
+    pub metrics: metrics::Metrics,
+    /// Claims created but not yet seen by the watch (so the next solve
+    /// counts them).
+    pub created: std::sync::Mutex<Vec<NodeClaim>>,
+    /// Launches whose status the watch has not shown yet, by claim name.
+    pub launched: std::sync::Mutex<std::collections::HashMap<String, provider::Launched>>,
+}
+
+fn watch<K>(api: Api<K>, shutdown: tokio_util::sync::CancellationToken) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                item = stream.next() => match item {
+                    Some(Ok(_)) => tracing::trace!("watch event"),
+                    Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
+                    None => return,
+                },
+            }
+        }
+    });
+    reader
+}
+
+/// Runs the provisioner until `rt.shutdown`.
+pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
+    let ready = rt
+        .admin
+        .ready
+        .check("caches", "watch caches not synced yet");
+    tracing::debug!("starting watches");
+    let client = rt.client.clone();
+    let stop = rt.shutdown.clone();
+    let pods = watch(Api::<Pod>::all(client.clone()), stop.clone());
+    let nodes = watch(Api::<Node>::all(client.clone()), stop.clone());
+    let nodepools = watch(Api::<NodePool>::all(client.clone()), stop.clone());
+    let provisioners = watch(Api::<Provisioner>::all(client.clone()), stop.clone());
+    let claims = watch(Api::<NodeClaim>::all(client.clone()), stop.clone());
+    let daemonsets = watch(Api::<DaemonSet>::all(client.clone()), stop.clone());
+    let synced = async {
+        tokio::try_join!(
+            pods.wait_until_ready(),
+            nodes.wait_until_ready(),
+            nodepools.wait_until_ready(),
+            provisioners.wait_until_ready(),
+            claims.wait_until_ready(),
+            daemonsets.wait_until_ready(),
+        )
+    };
+    tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        r = synced => if r.is_err() {
+            tracing::warn!("a watch cache closed before it synced");
+            return Ok(());
+        },
+    }
+    ready.ok();
+    let metrics = metrics::Metrics::register(&rt.admin);
+    let provider = match args.provider {
+        ProviderKind::Kwok => {
+            provider::Kwok::new(client.clone(), &args.kwok_zones, args.kwok_kubelet_port)
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        client,
+        events: rt.events.clone(),
+        provider,
+        args,
+        pods,
+        nodes,
+        nodepools,
+        provisioners,
+        claims,
+        daemonsets,
+        metrics,
+        created: std::sync::Mutex::new(vec![]),
+        launched: std::sync::Mutex::new(Default::default()),
+    });
+    tracing::info!(provider = ?ctx.args.provider, "provisioner started");
+    let prov = tokio::spawn(provision::run(ctx.clone(), stop.clone()));
+    let life = tokio::spawn(lifecycle::run(ctx.clone(), stop.clone()));
+    let _ = prov.await;
+    let _ = life.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

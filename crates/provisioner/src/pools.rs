@@ -1,0 +1,118 @@
+//! The pools the provisioner launches from: v1 NodePools and v1alpha5
+//! Provisioners, mapped onto one model.
+
+use std::time::Duration;
+
+use outrigger_karpenter_api::{
+    convert::{self, FieldError},
+    v1::{ConsolidationPolicy, NodeClassReference, NodePool},
+    v1alpha5::Provisioner,
+};
+use outrigger_scheduling::model;
+
+/// Which API a pool came from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    NodePool(NodePool),
+    Provisioner(Provisioner),
+}
+
+#[derive(Clone, Debug)]
+pub struct Pool {
+    pub model: model::NodePool,
+    pub source: Source,
+    pub node_class: NodeClassReference,
+    /// Delete a node this long after its last non-daemonset pod left
+    /// (ttlSecondsAfterEmpty, or consolidateAfter under WhenEmpty).
+    pub empty_ttl: Option<Duration>,
+}
+
+impl Pool {
+    pub fn kind(&self) -> &'static str {
+        match self.source {
+            Source::NodePool(_) => "nodepool",
+            Source::Provisioner(_) => "provisioner",
+        }
+    }
+}
+
+/// "30s", "5m", "1h30m" (Karpenter's duration fields); `None` for "Never"
+/// or anything else.
+pub fn duration(s: &str) -> Option<Duration> {
+    if s == "Never" {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut n = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            n.push(c);
+            continue;
+        }
+        let v: u64 = n.parse().ok()?;
+        n.clear();
+        total += match c {
+            's' => v,
+            'm' => v * 60,
+            'h' => v * 3600,
+            _ => return None,
+        };
+    }
+    if !n.is_empty() {
+        return None;
+    }
+    Some(Duration::from_secs(total))
+}
+
+pub fn from_nodepool(np: &NodePool) -> Result<Pool, Vec<FieldError>> {
+    let m = convert::nodepool(np)?;
+    let d = &np.spec.disruption;
+    let empty_ttl = (d.consolidation_policy == ConsolidationPolicy::WhenEmpty)
+        .then(|| duration(&d.consolidate_after))
+        .flatten();
+    Ok(Pool {
+        model: m,
+        source: Source::NodePool(np.clone()),
+        node_class: np.spec.template.spec.node_class_ref.clone(),
+        empty_ttl,
+    })
+}
+
+pub fn from_provisioner(p: &Provisioner) -> Result<Pool, Vec<FieldError>> {
+    let m = convert::provisioner(p)?;
+    let node_class = match &p.spec.provider_ref {
+        Some(r) => NodeClassReference {
+            group: "karpenter.k8s.aws".into(),
+            kind: r.kind.clone().unwrap_or_else(|| "AWSNodeTemplate".into()),
+            name: r.name.clone(),
+        },
+        None => NodeClassReference {
+            group: "karpenter.sh".into(),
+            kind: "Provisioner".into(),
+            name: m.name.clone(),
+        },
+    };
+    Ok(Pool {
+        model: m,
+        source: Source::Provisioner(p.clone()),
+        node_class,
+        empty_ttl: p
+            .spec
+            .ttl_seconds_after_empty
+            .map(|s| Duration::from_secs(s.max(0) as u64)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(duration("Never"), None);
+        assert_eq!(duration("5"), None);
+        assert_eq!(duration("5d"), None);
+    }
+}

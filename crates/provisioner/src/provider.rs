@@ -1,0 +1,241 @@
+//! Cloud providers: what instance types exist, launching a node claim,
+//! deleting it. `kwok` makes kwok-managed Node objects directly (a
+//! cluster without a cloud).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::{Api, Client, api::PostParams};
+use outrigger_karpenter_api::v1::NodeClaim;
+use outrigger_scheduling::{
+    eks,
+    model::{
+        CAPACITY_ON_DEMAND, CAPACITY_SPOT, InstanceType, LABEL_CAPACITY_TYPE, LABEL_HOSTNAME,
+        LABEL_INSTANCE_TYPE, LABEL_ZONE, Labels, Offering,
+    },
+    requirements::{Operator, Requirement, Requirements},
+    resources::Resources,
+};
+
+/// A launched instance.
+#[derive(Clone, Debug)]
+pub struct Launched {
+    pub instance_id: String,
+    pub provider_id: String,
+    pub node_name: String,
+    pub instance_type: String,
+    pub zone: String,
+    pub capacity_type: String,
+    pub capacity: Resources,
+    pub allocatable: Resources,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("no instance type of {0} has an available offering the claim allows")]
+    NoOffering(String),
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// The claim's requirements in the solver's algebra.
+pub fn claim_requirements(claim: &NodeClaim) -> Requirements {
+    let mut r = Requirements::default();
+    for req in &claim.spec.requirements {
+        let op = match req.operator {
+            outrigger_karpenter_api::v1::Operator::In => Operator::In,
+            outrigger_karpenter_api::v1::Operator::NotIn => Operator::NotIn,
+            outrigger_karpenter_api::v1::Operator::Exists => Operator::Exists,
+            outrigger_karpenter_api::v1::Operator::DoesNotExist => Operator::DoesNotExist,
+            outrigger_karpenter_api::v1::Operator::Gt
+            | outrigger_karpenter_api::v1::Operator::Gte => Operator::Gt,
+            outrigger_karpenter_api::v1::Operator::Lt
+            | outrigger_karpenter_api::v1::Operator::Lte => Operator::Lt,
+        };
+        let values: Vec<&str> = req.values.iter().map(String::as_str).collect();
+        if let Ok(x) = Requirement::new(&req.key, op, &values) {
+            r.add(&req.key, x);
+        }
+    }
+    r
+}
+
+/// The cheapest available offering the requirements allow, among the
+/// claim's instance types: (type index, offering).
+pub fn choose(types: &[InstanceType], req: &Requirements) -> Option<(usize, Offering)> {
+    let allowed = |k: &str, v: &str| req.get(k).is_none_or(|r| r.allows(Some(v)));
+    let mut best: Option<(usize, Offering)> = None;
+    for (i, t) in types.iter().enumerate() {
+        if !allowed(LABEL_INSTANCE_TYPE, &t.name) {
+            continue;
+        }
+        for o in &t.offerings {
+            if o.available
+                && allowed(LABEL_ZONE, &o.zone)
+                && allowed(LABEL_CAPACITY_TYPE, &o.capacity_type)
+                && best.as_ref().is_none_or(|(_, b)| o.price < b.price)
+            {
+                best = Some((i, o.clone()));
+            }
+        }
+    }
+    best
+}
+
+/// Resources as Kubernetes quantities (cpu in millicores, the rest in units).
+pub fn to_quantities(
+    r: &Resources,
+) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let mut m = BTreeMap::new();
+    m.insert("cpu".to_string(), Quantity(format!("{}m", r.cpu_millis)));
+    m.insert(
+        "memory".to_string(),
+        Quantity(format!("{}", r.memory_bytes)),
+    );
+    m.insert("pods".to_string(), Quantity(r.pods.to_string()));
+    m.insert(
+        "ephemeral-storage".to_string(),
+        Quantity(format!("{}", r.ephemeral_bytes)),
+    );
+    for (k, v) in &r.extended {
+        m.insert(k.clone(), Quantity(v.to_string()));
+    }
+    m
+}
+
+/// Nodes kwok runs: the provider creates the Node object itself.
+pub struct Kwok {
+    client: Client,
+    types: Vec<InstanceType>,
+    kubelet_port: u16,
+}
+
+impl Kwok {
+    /// The bundled catalogue (`eks::catalogue`) in `zones`, spot at a third
+    /// of the on-demand price.
+    pub fn new(client: Client, zones: &[String], kubelet_port: u16) -> Self {
+        let types = eks::catalogue()
+            .into_iter()
+            .map(|(shape, od)| {
+                let mut offerings = vec![];
+                for z in zones {
+                    offerings.push(Offering {
+                        zone: z.clone(),
+                        capacity_type: CAPACITY_SPOT.to_string(),
+                        price: (od / 3.0 * 1e4).round() / 1e4,
+                        available: true,
+                    });
+                    offerings.push(Offering {
+                        zone: z.clone(),
+                        capacity_type: CAPACITY_ON_DEMAND.to_string(),
+                        price: od,
+                        available: true,
+                    });
+                }
+                eks::instance_type(&shape, &eks::Kubelet::default(), offerings)
+            })
+            .collect();
+        Self {
+            client,
+            types,
+            kubelet_port,
+        }
+    }
+
+    pub fn instance_types(&self) -> &[InstanceType] {
+        &self.types
+    }
+
+    /// Creates the claim's Node: the cheapest offering it allows, labelled
+    /// like a Karpenter node (type, zone, capacity type, the claim's
+    /// labels), managed by kwok.
+    pub async fn create(
+        &self,
+        claim: &NodeClaim,
+        labels: &Labels,
+    ) -> Result<Launched, ProviderError> {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        let req = claim_requirements(claim);
+        let (t, offer) =
+            choose(&self.types, &req).ok_or_else(|| ProviderError::NoOffering(name.clone()))?;
+        let it = &self.types[t];
+        let mut node_labels = labels.clone();
+        node_labels.extend(it.requirements.single_values());
+        node_labels.insert(LABEL_ZONE.to_string(), offer.zone.clone());
+        node_labels.insert(LABEL_CAPACITY_TYPE.to_string(), offer.capacity_type.clone());
+        node_labels.insert(LABEL_HOSTNAME.to_string(), name.clone());
+        node_labels.insert("type".to_string(), "kwok".to_string());
+        let provider_id = format!("kwok://{}/{}", offer.zone, name);
+        let allocatable = it.allocatable();
+        let taints: Vec<serde_json::Value> = claim
+            .spec
+            .taints
+            .iter()
+            .chain(&claim.spec.startup_taints)
+            .map(|t| serde_json::to_value(t).unwrap_or_default())
+            .collect();
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": node_labels,
+                "annotations": {
+                    "kwok.x-k8s.io/node": "fake",
+                    "node.alpha.kubernetes.io/ttl": "0",
+                },
+            },
+            "spec": {"providerID": provider_id, "taints": taints},
+            "status": {
+                "capacity": to_quantities(&it.capacity),
+                "allocatable": to_quantities(&allocatable),
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": name},
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
+                "nodeInfo": {
+                    "architecture": it.requirements.single_values().get("kubernetes.io/arch").cloned().unwrap_or_default(),
+                    "operatingSystem": "linux",
+                    "osImage": "kwok",
+                    "kubeletVersion": "kwok",
+                    "containerRuntimeVersion": "kwok",
+                    "kernelVersion": "kwok",
+                    "kubeProxyVersion": "",
+                    "machineID": name,
+                    "systemUUID": name,
+                    "bootID": name,
+                },
+            },
+        }))
+        .map_err(|e| ProviderError::Kube(kube::Error::SerdeError(e)))?;
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        match nodes.create(&PostParams::default(), &node).await {
+            Ok(_) => {}
+            // Launched before a restart: the node is already there.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Launched {
+            instance_id: name.clone(),
+            provider_id,
+            node_name: name,
+            instance_type: it.name.clone(),
+            zone: offer.zone,
+            capacity_type: offer.capacity_type,
+            capacity: it.capacity.clone(),
+            allocatable,
+        })
+    }
+
+    /// Deletes the claim's Node (gone already is fine).
+    pub async fn delete(&self, node_name: &str) -> Result<(), ProviderError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        match nodes.delete(node_name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

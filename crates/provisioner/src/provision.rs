@@ -1,0 +1,489 @@
+//! Batching pending pods, snapshotting the cluster, solving, creating
+//! NodeClaims.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::Pod,
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
+};
+use kube::{Api, ResourceExt, api::PostParams};
+use outrigger_karpenter_api::{
+    pods,
+    v1::{
+        NodeClaim, NodeClaimSpec, NodeSelectorRequirementWithMinValues, Operator as ApiOperator,
+        ResourceRequirements,
+    },
+};
+use outrigger_scheduling::{
+    model::{self, LABEL_NODEPOOL, Problem, Target},
+    requirements::Operator,
+    resources::Resources,
+    solver::{claim_line, solve},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Ctx,
+    metrics::labels,
+    pools::{self, Pool, Source},
+    provider::claim_requirements,
+};
+
+/// Most instance types a NodeClaim lists (the cheapest ones).
+const MAX_TYPES: usize = 50;
+
+fn pending(ctx: &Ctx) -> BTreeSet<String> {
+    ctx.pods
+        .state()
+        .iter()
+        .filter(|p| pods::is_provisionable(p))
+        .map(|p| p.uid().unwrap_or_default())
+        .collect()
+}
+
+/// The batch loop: wait for pending pods, let the window close, solve.
+pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let tick = Duration::from_millis(100);
+    let mut last: Option<(BTreeSet<String>, Instant)> = None;
+    let mut waiting_logged = false;
+    loop {
+        let mut seen = pending(&ctx);
+        if seen.is_empty() {
+            if !waiting_logged {
+                tracing::info!("Waiting for unschedulable pods");
+                waiting_logged = true;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => continue,
+            }
+        }
+        // The batch window: closes after the idle duration without a new
+        // pod, or at the max duration.
+        let start = Instant::now();
+        let mut changed = start;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+            let now = pending(&ctx);
+            if now != seen {
+                seen = now;
+                changed = Instant::now();
+            }
+            if changed.elapsed() >= ctx.args.batch_idle_duration
+                || start.elapsed() >= ctx.args.batch_max_duration
+            {
+                break;
+            }
+        }
+        if seen.is_empty() {
+            continue;
+        }
+        // The same pods again soon after: they are waiting for the nodes
+        // already launched; look again only after a while.
+        if let Some((prev, at)) = &last
+            && *prev == seen
+            && at.elapsed() < Duration::from_secs(10)
+        {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            }
+        }
+        waiting_logged = false;
+        provision(&ctx).await;
+        last = Some((seen, Instant::now()));
+    }
+}
+
+/// Pools by the API they came from; invalid ones are reported on the object.
+async fn pools(ctx: &Ctx) -> Vec<Pool> {
+    let mut out = vec![];
+    for np in ctx.nodepools.state() {
+        match pools::from_nodepool(&np) {
+            Ok(p) => out.push(p),
+            Err(errs) => report_invalid(ctx, np.as_ref(), &errs).await,
+        }
+    }
+    for p in ctx.provisioners.state() {
+        match pools::from_provisioner(&p) {
+            Ok(x) => out.push(x),
+            Err(errs) => report_invalid(ctx, p.as_ref(), &errs).await,
+        }
+    }
+    out
+}
+
+async fn report_invalid<K: kube::Resource<DynamicType = ()>>(
+    ctx: &Ctx,
+    obj: &K,
+    errs: &[outrigger_karpenter_api::convert::FieldError],
+) {
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    tracing::warn!(name = %obj.meta().name.clone().unwrap_or_default(), errors = %text.join("; "), "ignoring an invalid pool");
+    ctx.events
+        .warning(obj, "ValidationFailed", "Validate", text.join("; "))
+        .await;
+}
+
+fn claim_labels(c: &NodeClaim) -> model::Labels {
+    let mut l = c.labels().clone();
+    for (k, r) in claim_requirements(c).0 {
+        if let Some(v) = r.single() {
+            l.entry(k).or_insert_with(|| v.to_string());
+        }
+    }
+    l
+}
+
+/// What a claim still launching offers, as a node the solver can fill:
+/// its allocatable once launched, else the smallest of its types.
+fn in_flight(ctx: &Ctx, c: &NodeClaim) -> model::Node {
+    let status = c.status.clone().unwrap_or_default();
+    let allocatable = if status.allocatable.is_empty() {
+        let req = claim_requirements(c);
+        ctx.provider
+            .instance_types()
+            .iter()
+            .filter(|t| {
+                req.get(model::LABEL_INSTANCE_TYPE)
+                    .is_some_and(|r| r.allows(Some(&t.name)))
+            })
+            .map(|t| t.allocatable())
+            .min_by_key(|a| (a.cpu_millis, a.memory_bytes))
+            .unwrap_or_default()
+    } else {
+        Resources::parse(
+            status
+                .allocatable
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.0.as_str())),
+        )
+        .unwrap_or_default()
+    };
+    model::Node {
+        name: c.name_any(),
+        labels: claim_labels(c),
+        taints: vec![],
+        allocatable,
+        pods: vec![],
+        in_flight: true,
+        pool: c.labels().get(LABEL_NODEPOOL).cloned(),
+        price: None,
+        do_not_disrupt: false,
+    }
+}
+
+/// Snapshot, solve, create the claims.
+async fn provision(ctx: &Ctx) {
+    let pools = pools(ctx).await;
+    let all_pods = ctx.pods.state();
+    let mut batch: Vec<Arc<Pod>> = vec![];
+    let mut problem = Problem::default();
+    for p in all_pods.iter().filter(|p| pods::is_provisionable(p)) {
+        match pods::pod(p) {
+            Ok(m) => {
+                problem.pods.push(m);
+                batch.push(p.clone());
+            }
+            Err(e) => {
+                ctx.events
+                    .warning(
+                        p.as_ref(),
+                        "FailedScheduling",
+                        "Provision",
+                        format!("Failed to read pod: {e}"),
+                    )
+                    .await;
+            }
+        }
+    }
+    ctx.metrics.pending_pods.set(problem.pods.len() as i64);
+    // Nodes with their pods; those being deleted or cordoned by us are left out.
+    let mut by_node: HashMap<String, Vec<model::Pod>> = HashMap::new();
+    for p in all_pods.iter().filter(|p| pods::is_active(p)) {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_ref())
+            && let Ok(m) = pods::pod(p)
+        {
+            by_node.entry(n.clone()).or_default().push(m);
+        }
+    }
+    let mut registered: BTreeSet<String> = BTreeSet::new();
+    for n in ctx.nodes.state() {
+        if n.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = n.name_any();
+        registered.insert(name.clone());
+        let pods = by_node.remove(&name).unwrap_or_default();
+        problem.nodes.push(pods::node(&n, pods));
+    }
+    // Claims still launching (including ones created a moment ago that the
+    // watch has not shown yet).
+    let mut claims: BTreeMap<String, NodeClaim> = ctx
+        .claims
+        .state()
+        .iter()
+        .map(|c| (c.name_any(), c.as_ref().clone()))
+        .collect();
+    {
+        let mut created = ctx.created.lock().unwrap_or_else(|e| e.into_inner());
+        created.retain(|c| !claims.contains_key(&c.name_any()));
+        for c in created.iter() {
+            claims.insert(c.name_any(), c.clone());
+        }
+    }
+    for c in claims.values() {
+        let node = c.status.as_ref().and_then(|s| s.node_name.clone());
+        if c.metadata.deletion_timestamp.is_some()
+            || node.as_ref().is_some_and(|n| registered.contains(n))
+        {
+            continue;
+        }
+        problem.nodes.push(in_flight(ctx, c));
+    }
+    // Pool usage: the capacity of its claims (launched, or the largest
+    // they may become).
+    for pool in &pools {
+        let mut usage = Resources::default();
+        for c in claims.values() {
+            if c.labels().get(LABEL_NODEPOOL) != Some(&pool.model.name) {
+                continue;
+            }
+            let cap = c
+                .status
+                .as_ref()
+                .filter(|s| !s.capacity.is_empty())
+                .map(|s| {
+                    Resources::parse(s.capacity.iter().map(|(k, v)| (k.as_str(), v.0.as_str())))
+                        .unwrap_or_default()
+                });
+            let cap = cap.unwrap_or_else(|| {
+                let req = claim_requirements(c);
+                ctx.provider
+                    .instance_types()
+                    .iter()
+                    .filter(|t| {
+                        req.get(model::LABEL_INSTANCE_TYPE)
+                            .is_some_and(|r| r.allows(Some(&t.name)))
+                    })
+                    .fold(Resources::default(), |m, t| m.max(&t.capacity))
+            });
+            usage.add(&cap);
+        }
+        let mut m = pool.model.clone();
+        m.usage = usage;
+        problem.pools.push(m);
+    }
+    problem.instance_types = ctx.provider.instance_types().to_vec();
+    for ds in ctx.daemonsets.state() {
+        if let Ok(p) = pods::daemonset_pod(&ds) {
+            problem.daemonsets.push(p);
+        }
+    }
+    tracing::info!(pods = problem.pods.len(), "found provisionable pod(s)");
+    let start = Instant::now();
+    let plan = solve(&problem);
+    let took = start.elapsed();
+    ctx.metrics.solve_seconds.observe(took.as_secs_f64());
+    tracing::info!(
+        claims = plan.claims.len(),
+        pods = plan.placements.len(),
+        unplaced = plan.unplaced.len(),
+        duration_ms = took.as_millis() as u64,
+        "computed new nodeclaim(s) to fit pod(s)"
+    );
+    let mut claim_names = vec![];
+    for c in &plan.claims {
+        let pool = &pools[c.pool];
+        match create_claim(ctx, &problem, pool, c).await {
+            Ok(name) => claim_names.push(Some(name)),
+            Err(e) => {
+                tracing::error!(error = %e, nodepool = %pool.model.name, "creating a nodeclaim");
+                claim_names.push(None);
+            }
+        }
+    }
+    for (pod, target) in &plan.placements {
+        let note = match target {
+            Target::Claim(ci) => match &claim_names[*ci] {
+                Some(n) => format!("Pod should schedule on: nodeclaim/{n}"),
+                None => continue,
+            },
+            Target::Node(n) if problem.nodes[*n].in_flight => {
+                format!(
+                    "Pod should schedule on: nodeclaim/{}",
+                    problem.nodes[*n].name
+                )
+            }
+            Target::Node(_) => continue,
+        };
+        ctx.events
+            .normal(batch[*pod].as_ref(), "Nominated", "Provision", note)
+            .await;
+    }
+    for u in &plan.unplaced {
+        tracing::warn!(pod = %problem.pods[u.pod].key(), reason = %u.reason, "could not schedule pod");
+        ctx.events
+            .warning(
+                batch[u.pod].as_ref(),
+                "FailedScheduling",
+                "Provision",
+                format!("Failed to schedule pod, {}", u.reason),
+            )
+            .await;
+    }
+}
+
+fn api_requirements(
+    req: &outrigger_scheduling::requirements::Requirements,
+) -> Vec<NodeSelectorRequirementWithMinValues> {
+    let mut out = vec![];
+    for (k, r) in &req.0 {
+        for (op, values) in r.to_terms() {
+            let operator = match op {
+                Operator::In => ApiOperator::In,
+                Operator::NotIn => ApiOperator::NotIn,
+                Operator::Exists => ApiOperator::Exists,
+                Operator::DoesNotExist => ApiOperator::DoesNotExist,
+                Operator::Gt => ApiOperator::Gt,
+                Operator::Lt => ApiOperator::Lt,
+            };
+            out.push(NodeSelectorRequirementWithMinValues {
+                key: k.clone(),
+                operator,
+                values,
+                min_values: r.min_values.map(|m| m as i64),
+            });
+        }
+    }
+    out
+}
+
+fn pool_owner(
+    pool: &Pool,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    let (api_version, kind, meta) = match &pool.source {
+        Source::NodePool(np) => ("karpenter.sh/v1", "NodePool", &np.metadata),
+        Source::Provisioner(p) => ("karpenter.sh/v1alpha5", "Provisioner", &p.metadata),
+    };
+    Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            name: meta.name.clone()?,
+            uid: meta.uid.clone()?,
+            block_owner_deletion: Some(true),
+            controller: None,
+        },
+    )
+}
+
+/// A short random suffix for a claim name.
+fn suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let mut n = h.finish();
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| {
+            let c = alphabet[(n % alphabet.len() as u64) as usize] as char;
+            n /= alphabet.len() as u64;
+            c
+        })
+        .collect()
+}
+
+async fn create_claim(
+    ctx: &Ctx,
+    problem: &Problem,
+    pool: &Pool,
+    c: &model::NewClaim,
+) -> Result<String, kube::Error> {
+    let name = format!("{}-{}", pool.model.name, suffix());
+    let mut req = c.requirements.clone();
+    let names: Vec<&str> = c
+        .instance_types
+        .iter()
+        .take(MAX_TYPES)
+        .map(|t| problem.instance_types[*t].name.as_str())
+        .collect();
+    if let Ok(r) = outrigger_scheduling::requirements::Requirement::new(
+        model::LABEL_INSTANCE_TYPE,
+        Operator::In,
+        &names,
+    ) {
+        req.add(model::LABEL_INSTANCE_TYPE, r);
+    }
+    let mut node_labels = pool.model.labels.clone();
+    node_labels.insert(LABEL_NODEPOOL.to_string(), pool.model.name.clone());
+    let (taints, startup_taints) = match &pool.source {
+        Source::NodePool(np) => (
+            np.spec.template.spec.taints.clone(),
+            np.spec.template.spec.startup_taints.clone(),
+        ),
+        Source::Provisioner(p) => (p.spec.taints.clone(), p.spec.startup_taints.clone()),
+    };
+    let requests: BTreeMap<String, Quantity> = crate::provider::to_quantities(&c.requests)
+        .into_iter()
+        .filter(|(_, q)| q.0 != "0" && q.0 != "0m")
+        .collect();
+    let claim = NodeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(node_labels),
+            annotations: Some(BTreeMap::from([(
+                "karpenter.sh/nodepool-kind".to_string(),
+                pool.kind().to_string(),
+            )])),
+            finalizers: Some(vec![crate::lifecycle::FINALIZER.to_string()]),
+            // Deleting the pool deletes its claims (and so its nodes).
+            owner_references: pool_owner(pool).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: NodeClaimSpec {
+            taints,
+            startup_taints,
+            requirements: api_requirements(&req),
+            resources: ResourceRequirements { requests },
+            node_class_ref: pool.node_class.clone(),
+            termination_grace_period: None,
+            expire_after: None,
+        },
+        status: None,
+    };
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let created = api.create(&PostParams::default(), &claim).await?;
+    ctx.created
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(created);
+    ctx.metrics
+        .created
+        .get_or_create(&labels(&[
+            ("nodepool", pool.model.name.as_str()),
+            ("reason", "provisioning"),
+        ]))
+        .inc();
+    tracing::info!(
+        pool = %pool.model.name,
+        kind = pool.kind(),
+        nodeclaim = %name,
+        "Created {}",
+        claim_line(problem, c)
+    );
+    Ok(name)
+}
