@@ -83,7 +83,7 @@ provisioner_up() {
   start_component provisioner "$PROVISIONER_ADMIN_PORT" provisioner \
     --kubeconfig "$STATE/provisioner.kubeconfig" \
     --leader-elect-namespace kube-system \
-    --cluster-name "$CLUSTER_NAME" --provider kwok --kwok-kubelet-port "$KWOK_PORT"
+    --cluster-name "$CLUSTER_NAME" --providers kwok,aws --kwok-kubelet-port "$KWOK_PORT"
 }
 
 case "${1:-up}" in

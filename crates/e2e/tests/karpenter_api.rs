@@ -68,30 +68,8 @@ async fn the_seeds_provisioner_is_accepted_as_written() -> Result<()> {
     install_crds()?;
     let env = env();
     let name = format!("e2e-seed-{}", std::process::id());
-    apply(&format!(
-        r#"apiVersion: karpenter.sh/v1alpha5
-kind: Provisioner
-metadata:
-  name: {name}
-spec:
-  requirements:
-    - key: karpenter.sh/capacity-type
-      operator: In
-      values: ["spot"]
-    - key: node.kubernetes.io/instance-type
-      operator: In
-      values: ["m6i.large", "m6i.xlarge"]
-  limits:
-    resources:
-      cpu: 1000
-  provider:
-    subnetSelector:
-      karpenter.sh/discovery: demo
-    securityGroupSelector:
-      kubernetes.io/cluster/demo: owned
-  ttlSecondsAfterEmpty: 30
-"#
-    ))?;
+    let seed = std::fs::read_to_string(env.repo.join("deploy/examples/seed-provisioner.yaml"))?;
+    apply(&seed.replace("name: default", &format!("name: {name}")))?;
     let got = env.run("kubectl", &["get", "provisioner", &name, "-o", "json"])?;
     env.run("kubectl", &["delete", "provisioner", &name])?;
     let v: serde_json::Value = serde_json::from_str(&got)?;

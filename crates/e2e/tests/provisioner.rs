@@ -60,6 +60,21 @@ fn inflate(pool: &str, replicas: i32, cpu: &str) -> Result<Deployment> {
     }))?)
 }
 
+/// Waits until `n` inflate pods run.
+async fn all_running(pods: &Api<Pod>, n: usize, timeout: Duration) -> Result<()> {
+    eventually(&format!("{n} inflate pods running"), timeout, || async {
+        let running = pods
+            .list(&ListParams::default().labels("app=inflate"))
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        Ok((running == n).then_some(()))
+    })
+    .await
+}
+
 async fn pool_nodes(nodes: &Api<Node>, pool: &str) -> Result<Vec<Node>> {
     Ok(nodes
         .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
@@ -84,21 +99,7 @@ async fn pending_pods_get_spot_nodes_that_go_when_empty() -> Result<()> {
         .await?;
     let started = Instant::now();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    eventually(
-        "20 inflate pods running",
-        Duration::from_secs(60),
-        || async {
-            let running = pods
-                .list(&ListParams::default().labels("app=inflate"))
-                .await?
-                .items
-                .iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count();
-            Ok((running == 20).then_some(()))
-        },
-    )
-    .await?;
+    all_running(&pods, 20, Duration::from_secs(60)).await?;
     let took = started.elapsed();
     let nodes: Api<Node> = Api::all(client.clone());
     let ours = pool_nodes(&nodes, &pool).await?;
@@ -244,5 +245,167 @@ async fn a_pod_no_pool_fits_is_told_why() -> Result<()> {
     );
     pools.delete(&pool, &DeleteParams::default()).await?;
     ns.cleanup().await.context("namespace cleanup")?;
+    Ok(())
+}
+
+/// The seed's Karpenter section on the AWS provider (moto; the test
+/// environment's joiner plays the instances' kubelets): its v1alpha5
+/// Provisioner unchanged (spot; m6i.large or m6i.xlarge; cpu 1000;
+/// `ttlSecondsAfterEmpty: 30`; subnets and security groups by the demo
+/// tags), `inflate` scaled to 20 within 30 s, then deleted; the nodes go
+/// 30 s after they are empty, every instance is terminated, and the log
+/// tells the story in the seed's words.
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn the_seeds_provisioner_launches_spot_instances_and_empties_after_30s() -> Result<()> {
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "seed").await?;
+    let name = format!("e2e-seed-{}", std::process::id());
+    let provisioners: Api<outrigger_karpenter_api::v1alpha5::Provisioner> =
+        Api::all(client.clone());
+    let seed = std::fs::read_to_string(env.repo.join("deploy/examples/seed-provisioner.yaml"))?;
+    let mut p: outrigger_karpenter_api::v1alpha5::Provisioner = serde_saphyr::from_str(&seed)?;
+    p.metadata.name = Some(name.clone());
+    provisioners.create(&PostParams::default(), &p).await?;
+    let mut d = inflate(&name, 20, "1")?;
+    // The seed's way to pick a provisioner.
+    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        spec.node_selector =
+            Some([("karpenter.sh/provisioner-name".to_string(), name.clone())].into());
+    }
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys.create(&PostParams::default(), &d).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    all_running(&pods, 20, Duration::from_secs(30)).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let selector = format!("karpenter.sh/provisioner-name={name}");
+    let ours = nodes
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    assert_eq!(ours.len(), 7);
+    // Real instances: spot m6i in the demo-tagged subnets, tagged for the
+    // cluster, the pool and their claim.
+    let subnets: serde_json::Value = serde_json::from_str(&env.aws(&[
+        "ec2",
+        "describe-subnets",
+        "--filters",
+        "Name=tag:karpenter.sh/discovery,Values=demo",
+    ])?)?;
+    let tagged: Vec<String> = subnets["Subnets"]
+        .as_array()
+        .context("subnets")?
+        .iter()
+        .filter_map(|s| s["SubnetId"].as_str().map(str::to_string))
+        .collect();
+    let instances = |state: &str| -> Result<Vec<serde_json::Value>> {
+        let out: serde_json::Value = serde_json::from_str(&env.aws(&[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            &format!("Name=tag:karpenter.sh/nodepool,Values={name}"),
+            &format!("Name=instance-state-name,Values={state}"),
+        ])?)?;
+        Ok(out["Reservations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
+            .collect())
+    };
+    let running = instances("running")?;
+    assert_eq!(running.len(), 7, "instances: {running:?}");
+    for i in &running {
+        assert!(
+            ["m6i.large", "m6i.xlarge"].contains(&i["InstanceType"].as_str().unwrap_or("")),
+            "{i}"
+        );
+        assert!(
+            tagged
+                .iter()
+                .any(|s| Some(s.as_str()) == i["SubnetId"].as_str()),
+            "{i}"
+        );
+        let keys: Vec<&str> = i["Tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["Key"].as_str())
+            .collect();
+        for key in ["karpenter.sh/nodeclaim", "kubernetes.io/cluster/demo"] {
+            assert!(keys.contains(&key), "instance lacks tag {key}: {keys:?}");
+        }
+    }
+    for n in &ours {
+        let l = n.labels();
+        assert_eq!(l["karpenter.sh/capacity-type"], "spot", "{l:?}");
+        assert!(
+            n.spec
+                .as_ref()
+                .and_then(|s| s.provider_id.as_deref())
+                .is_some_and(|p| p.starts_with("aws:///"))
+        );
+    }
+    deploys.delete("inflate", &DeleteParams::default()).await?;
+    // The pods go first (grace period 0), then 30 s of emptiness.
+    eventually("inflate pods gone", Duration::from_secs(30), || async {
+        let left = pods
+            .list(&ListParams::default().labels("app=inflate"))
+            .await?
+            .items
+            .len();
+        Ok((left == 0).then_some(()))
+    })
+    .await?;
+    let empty = Instant::now();
+    eventually(
+        "the provisioner's nodes deleted",
+        Duration::from_secs(60),
+        || async {
+            let left = nodes
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+                .len();
+            Ok((left == 0).then_some(()))
+        },
+    )
+    .await?;
+    let after = empty.elapsed();
+    assert!(
+        after >= Duration::from_secs(25) && after <= Duration::from_secs(40),
+        "nodes deleted {after:?} after they emptied (want 30 s +- 5 s, plus the 1 s check)"
+    );
+    eventually(
+        "every instance terminated",
+        Duration::from_secs(20),
+        || async {
+            Ok(instances("pending,running,stopping,stopped,shutting-down")?
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await?;
+    let log = std::fs::read_to_string(env.state.join("logs/outrigger-provisioner.log"))?;
+    let ours_log: Vec<&str> = log.lines().filter(|l| l.contains(&name)).collect();
+    for needle in [
+        "Created node with 3 pods requesting",
+        "from types m6i.xlarge",
+        "Launched instance: ",
+        "capacityType: spot",
+        "Added TTL to empty node",
+        "Triggering termination after 30s for empty node",
+        "Cordoned node",
+        "Deleted node",
+    ] {
+        assert!(
+            ours_log.iter().any(|l| l.contains(needle)),
+            "no {needle:?} in the provisioner's log for {name}"
+        );
+    }
+    provisioners.delete(&name, &DeleteParams::default()).await?;
+    ns.cleanup().await?;
+    eprintln!("nodes deleted {after:?} after the last pod left");
     Ok(())
 }

@@ -204,6 +204,7 @@ pub fn nodepool(np: &v1::NodePool) -> Result<model::NodePool, Vec<FieldError>> {
         taints: taints("spec.template.spec.taints", &spec.taints, &mut errors),
         limits: limits("spec.limits", &np.spec.limits, &mut errors),
         usage: Resources::default(),
+        instance_types: None,
     };
     if errors.is_empty() {
         Ok(pool)
@@ -246,6 +247,7 @@ pub fn provisioner(p: &v1alpha5::Provisioner) -> Result<model::NodePool, Vec<Fie
             .map(|l| limits("spec.limits.resources", &l.resources, &mut errors))
             .unwrap_or_default(),
         usage: Resources::default(),
+        instance_types: None,
     };
     if errors.is_empty() {
         Ok(pool)

@@ -90,29 +90,7 @@ fn crds_have_upstreams_names_and_columns() {
 }
 
 /// The seed's Provisioner, as written (CLUSTER_NAME=demo).
-const SEED_PROVISIONER: &str = r#"
-apiVersion: karpenter.sh/v1alpha5
-kind: Provisioner
-metadata:
-  name: default
-spec:
-  requirements:
-    - key: karpenter.sh/capacity-type
-      operator: In
-      values: ["spot"]
-    - key: node.kubernetes.io/instance-type
-      operator: In
-      values: ["m6i.large", "m6i.xlarge"]
-  limits:
-    resources:
-      cpu: 1000
-  provider:
-    subnetSelector:
-      karpenter.sh/discovery: demo
-    securityGroupSelector:
-      kubernetes.io/cluster/demo: owned
-  ttlSecondsAfterEmpty: 30
-"#;
+const SEED_PROVISIONER: &str = include_str!("../../../deploy/examples/seed-provisioner.yaml");
 
 #[test]
 fn the_seeds_provisioner_drives_the_solver() {

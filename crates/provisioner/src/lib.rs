@@ -41,9 +41,11 @@ pub struct Args {
     /// Close a batch after this long in any case.
     #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s", value_parser = parse_duration)]
     pub batch_max_duration: Duration,
-    /// Where nodes come from.
-    #[arg(long, value_enum, default_value = "kwok")]
-    pub provider: ProviderKind,
+    /// Where nodes come from: `kwok` for pools whose node class is a
+    /// KWOKNodeClass, `aws` for the others (EC2NodeClass, or a v1alpha5
+    /// Provisioner's inline provider). Comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "aws")]
+    pub providers: Vec<ProviderKind>,
     /// Zones of the kwok provider's nodes.
     #[arg(
         long,
@@ -59,6 +61,7 @@ pub struct Args {
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     Kwok,
+    Aws,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -85,7 +88,8 @@ pub enum Error {
 pub(crate) struct Ctx {
     pub client: Client,
     pub events: Events,
-    pub provider: provider::Kwok,
+    pub kwok: Option<provider::Kwok>,
+    pub aws: Option<provider::Aws>,
     pub args: Args,
     pub pods: Store<Pod>,
     pub nodes: Store<Node>,
@@ -93,12 +97,42 @@ pub(crate) struct Ctx {
     pub provisioners: Store<Provisioner>,
     pub claims: Store<NodeClaim>,
     pub daemonsets: Store<DaemonSet>,
+    pub ec2nodeclasses: Store<outrigger_karpenter_api::nodeclass::EC2NodeClass>,
     pub metrics: metrics::Metrics,
     /// Claims created but not yet seen by the watch (so the next solve
     /// counts them).
     pub created: std::sync::Mutex<Vec<NodeClaim>>,
     /// Launches whose status the watch has not shown yet, by claim name.
     pub launched: std::sync::Mutex<std::collections::HashMap<String, provider::Launched>>,
+}
+
+impl Ctx {
+    /// Every provider's instance types in one list, and which pools may use
+    /// which: (types, kwok's indices, aws's indices).
+    pub fn catalogue(
+        &self,
+    ) -> (
+        Vec<outrigger_scheduling::model::InstanceType>,
+        std::collections::BTreeSet<usize>,
+        std::collections::BTreeSet<usize>,
+    ) {
+        let mut all = vec![];
+        let mut kwok = std::collections::BTreeSet::new();
+        let mut aws = std::collections::BTreeSet::new();
+        if let Some(k) = &self.kwok {
+            for t in k.instance_types() {
+                kwok.insert(all.len());
+                all.push(t.clone());
+            }
+        }
+        if let Some(a) = &self.aws {
+            for t in a.instance_types().iter() {
+                aws.insert(all.len());
+                all.push(t.clone());
+            }
+        }
+        (all, kwok, aws)
+    }
 }
 
 fn watch<K>(api: Api<K>, shutdown: tokio_util::sync::CancellationToken) -> Store<K>
@@ -147,6 +181,10 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     let provisioners = watch(Api::<Provisioner>::all(client.clone()), stop.clone());
     let claims = watch(Api::<NodeClaim>::all(client.clone()), stop.clone());
     let daemonsets = watch(Api::<DaemonSet>::all(client.clone()), stop.clone());
+    let ec2nodeclasses = watch(
+        Api::<outrigger_karpenter_api::nodeclass::EC2NodeClass>::all(client.clone()),
+        stop.clone(),
+    );
     let synced = async {
         tokio::try_join!(
             pods.wait_until_ready(),
@@ -155,6 +193,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
             provisioners.wait_until_ready(),
             claims.wait_until_ready(),
             daemonsets.wait_until_ready(),
+            ec2nodeclasses.wait_until_ready(),
         )
     };
     tokio::select! {
@@ -166,15 +205,39 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     }
     ready.ok();
     let metrics = metrics::Metrics::register(&rt.admin);
-    let provider = match args.provider {
-        ProviderKind::Kwok => {
-            provider::Kwok::new(client.clone(), &args.kwok_zones, args.kwok_kubelet_port)
+    let kwok = args
+        .providers
+        .contains(&ProviderKind::Kwok)
+        .then(|| provider::Kwok::new(client.clone(), &args.kwok_zones, args.kwok_kubelet_port));
+    let aws = if args.providers.contains(&ProviderKind::Aws) {
+        let aws_check = rt
+            .admin
+            .ready
+            .check("aws", "instance types not discovered yet");
+        loop {
+            match provider::Aws::new(client.clone(), &args.cluster_name).await {
+                Ok(a) => {
+                    aws_check.ok();
+                    break Some(a);
+                }
+                Err(e) => {
+                    aws_check.fail(e.to_string());
+                    tracing::warn!(error = %e, "discovering instance types; retrying in 5s");
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+            }
         }
+    } else {
+        None
     };
     let ctx = Arc::new(Ctx {
         client,
         events: rt.events.clone(),
-        provider,
+        kwok,
+        aws,
         args,
         pods,
         nodes,
@@ -182,15 +245,18 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         provisioners,
         claims,
         daemonsets,
+        ec2nodeclasses,
         metrics,
         created: std::sync::Mutex::new(vec![]),
         launched: std::sync::Mutex::new(Default::default()),
     });
-    tracing::info!(provider = ?ctx.args.provider, "provisioner started");
+    tracing::info!(providers = ?ctx.args.providers, "provisioner started");
     let prov = tokio::spawn(provision::run(ctx.clone(), stop.clone()));
     let life = tokio::spawn(lifecycle::run(ctx.clone(), stop.clone()));
+    let gc = tokio::spawn(lifecycle::garbage_collect(ctx.clone(), stop.clone()));
     let _ = prov.await;
     let _ = life.await;
+    let _ = gc.await;
     Ok(())
 }
 

@@ -145,7 +145,7 @@ async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error
         let relaunch = earlier.is_some();
         let result = match earlier {
             Some(l) => Ok(l),
-            None => ctx.provider.create(&claim, &node_labels).await,
+            None => launch(&ctx, &claim, &node_labels, &pool).await,
         };
         let launched = match result {
             Ok(l) => {
@@ -227,6 +227,18 @@ async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error
     };
     let node_name = node.name_any();
     if status.node_name.as_deref() != Some(node_name.as_str()) {
+        // The claim's labels on the node (the pool's, nodepool,
+        // provisioner-name), as Karpenter's registration does.
+        let mut labels = claim.labels().clone();
+        labels.remove("karpenter.sh/nodepool-kind");
+        let nodes: Api<Node> = Api::all(ctx.client.clone());
+        nodes
+            .patch(
+                &node_name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": labels}})),
+            )
+            .await?;
         api.patch_status(
             &name,
             &PatchParams::default(),
@@ -413,7 +425,7 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
         if left > 0 {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
-        ctx.provider.delete(&node_name).await?;
+        delete(ctx, claim, &node_name).await?;
         tracing::info!(pool = %pool, kind, node = %node_name, "Deleted node");
     } else if claim
         .status
@@ -422,7 +434,7 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
         .is_some()
     {
         // Launched but never registered: the instance still goes.
-        ctx.provider.delete(&node_name).await?;
+        delete(ctx, claim, &node_name).await?;
     }
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
     let f: Vec<String> = claim
@@ -444,4 +456,187 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
         Err(e) => return Err(e.into()),
     }
     Ok(Action::await_change())
+}
+
+/// Launches a claim through its node class's provider.
+async fn launch(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    labels: &outrigger_scheduling::model::Labels,
+    nodepool: &str,
+) -> Result<crate::provider::Launched, crate::provider::ProviderError> {
+    use crate::provider::{ProviderError, Which, which};
+    match which(&claim.spec.node_class_ref) {
+        Which::Kwok => match &ctx.kwok {
+            Some(k) => k.create(claim, labels).await,
+            None => Err(ProviderError::NodeClass(
+                "the kwok provider is not enabled".into(),
+            )),
+        },
+        Which::Aws => match &ctx.aws {
+            Some(a) => {
+                let class = aws_class(ctx, claim).map_err(ProviderError::NodeClass)?;
+                a.create(claim, &class, labels, nodepool).await
+            }
+            None => Err(ProviderError::NodeClass(
+                "the aws provider is not enabled".into(),
+            )),
+        },
+    }
+}
+
+async fn delete(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    node_name: &str,
+) -> Result<(), crate::provider::ProviderError> {
+    use crate::provider::{Which, which};
+    match which(&claim.spec.node_class_ref) {
+        Which::Kwok => match &ctx.kwok {
+            Some(k) => k.delete(node_name).await,
+            None => Ok(()),
+        },
+        Which::Aws => {
+            let pid = claim
+                .status
+                .as_ref()
+                .and_then(|s| s.provider_id.clone())
+                .unwrap_or_default();
+            match &ctx.aws {
+                Some(a) if !pid.is_empty() => a.delete(&pid, node_name).await,
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn string_map(v: Option<&serde_json::Value>) -> std::collections::BTreeMap<String, String> {
+    v.and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where an AWS claim launches: a v1alpha5 Provisioner's inline provider
+/// (subnetSelector, securityGroupSelector, instanceProfile, tags) or an
+/// EC2NodeClass.
+fn aws_class(ctx: &Ctx, claim: &NodeClaim) -> Result<outrigger_provider_aws::NodeClass, String> {
+    let r = &claim.spec.node_class_ref;
+    match r.kind.as_str() {
+        "Provisioner" => {
+            let p = ctx
+                .provisioners
+                .find(|p| p.name_any() == r.name)
+                .ok_or_else(|| format!("provisioner {} not found", r.name))?;
+            let provider = p
+                .spec
+                .provider
+                .as_ref()
+                .ok_or_else(|| format!("provisioner {} has no provider", r.name))?;
+            let subnets = string_map(provider.get("subnetSelector"));
+            let groups = string_map(provider.get("securityGroupSelector"));
+            if subnets.is_empty() || groups.is_empty() {
+                return Err(format!(
+                    "provisioner {}: provider.subnetSelector and provider.securityGroupSelector are required",
+                    r.name
+                ));
+            }
+            Ok(outrigger_provider_aws::NodeClass {
+                name: r.name.clone(),
+                subnet_tags: vec![subnets],
+                security_group_tags: vec![groups],
+                instance_profile: provider
+                    .get("instanceProfile")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                tags: string_map(provider.get("tags")),
+                ..Default::default()
+            })
+        }
+        "EC2NodeClass" => {
+            let nc = ctx
+                .ec2nodeclasses
+                .find(|n| n.name_any() == r.name)
+                .ok_or_else(|| format!("EC2NodeClass {} not found", r.name))?;
+            let spec = &nc.spec;
+            Ok(outrigger_provider_aws::NodeClass {
+                name: r.name.clone(),
+                subnet_tags: spec
+                    .subnet_selector_terms
+                    .iter()
+                    .filter(|t| !t.tags.is_empty())
+                    .map(|t| t.tags.clone())
+                    .collect(),
+                subnet_ids: spec
+                    .subnet_selector_terms
+                    .iter()
+                    .filter_map(|t| t.id.clone())
+                    .collect(),
+                security_group_tags: spec
+                    .security_group_selector_terms
+                    .iter()
+                    .filter(|t| !t.tags.is_empty())
+                    .map(|t| t.tags.clone())
+                    .collect(),
+                security_group_ids: spec
+                    .security_group_selector_terms
+                    .iter()
+                    .filter_map(|t| t.id.clone())
+                    .collect(),
+                ami_id: spec.ami_selector_terms.iter().find_map(|t| t.id.clone()),
+                instance_profile: spec.instance_profile.clone().or_else(|| spec.role.clone()),
+                user_data: spec.user_data.clone(),
+                tags: spec.tags.clone(),
+            })
+        }
+        other => Err(format!(
+            "node class kind {other} is not served (use a v1alpha5 Provisioner's inline provider or an EC2NodeClass)"
+        )),
+    }
+}
+
+/// Every 30 s: instances tagged for the cluster by the provisioner whose
+/// NodeClaim is gone (for longer than a grace period) are terminated.
+pub async fn garbage_collect(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let Some(aws) = &ctx.aws else {
+        return;
+    };
+    let mut orphans: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        let instances = match aws.aws.cluster_instances().await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the cluster's instances");
+                continue;
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (id, claim) in instances {
+            if ctx.claims.find(|c| c.name_any() == claim).is_some() {
+                continue;
+            }
+            seen.insert(id.clone());
+            let since = *orphans
+                .entry(id.clone())
+                .or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= Duration::from_secs(30) {
+                match aws.aws.terminate(&id).await {
+                    Ok(()) => {
+                        tracing::info!(instance = %id, nodeclaim = %claim, "garbage collected an instance with no nodeclaim")
+                    }
+                    Err(e) => {
+                        tracing::warn!(instance = %id, error = %e, "terminating an orphan instance")
+                    }
+                }
+            }
+        }
+        orphans.retain(|id, _| seen.contains(id));
+    }
 }

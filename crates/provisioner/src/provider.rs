@@ -1,6 +1,8 @@
 //! Cloud providers: what instance types exist, launching a node claim,
 //! deleting it. `kwok` makes kwok-managed Node objects directly (a
-//! cluster without a cloud).
+//! cluster without a cloud); `aws` launches EC2 instances
+//! (`outrigger-provider-aws`). A pool's node class picks its provider:
+//! a KWOKNodeClass means kwok, anything else AWS.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +38,10 @@ pub enum ProviderError {
     NoOffering(String),
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("aws: {0}")]
+    Aws(outrigger_provider_aws::AwsError),
+    #[error("{0}")]
+    NodeClass(String),
 }
 
 /// The claim's requirements in the solver's algebra.
@@ -231,6 +237,172 @@ impl Kwok {
 
     /// Deletes the claim's Node (gone already is fine).
     pub async fn delete(&self, node_name: &str) -> Result<(), ProviderError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        match nodes.delete(node_name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Which provider launches a claim of this node class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Kwok,
+    Aws,
+}
+
+pub fn which(class: &outrigger_karpenter_api::v1::NodeClassReference) -> Which {
+    if class.kind == "KWOKNodeClass" {
+        Which::Kwok
+    } else {
+        Which::Aws
+    }
+}
+
+/// EC2 through the AWS SDK, with the catalogue refreshed every few
+/// minutes (and after a launch finds no capacity).
+pub struct Aws {
+    pub aws: outrigger_provider_aws::Aws,
+    client: Client,
+    types: std::sync::RwLock<std::sync::Arc<Vec<InstanceType>>>,
+}
+
+impl Aws {
+    pub async fn new(
+        client: Client,
+        cluster: &str,
+    ) -> Result<Self, outrigger_provider_aws::AwsError> {
+        let aws = outrigger_provider_aws::Aws::new(cluster).await;
+        let types = aws.instance_types(&eks::Kubelet::default()).await?;
+        tracing::info!(types = types.len(), "discovered instance types");
+        Ok(Self {
+            aws,
+            client,
+            types: std::sync::RwLock::new(std::sync::Arc::new(types)),
+        })
+    }
+
+    pub fn instance_types(&self) -> std::sync::Arc<Vec<InstanceType>> {
+        self.types.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub async fn refresh(&self) {
+        match self.aws.instance_types(&eks::Kubelet::default()).await {
+            Ok(t) => {
+                *self.types.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(t)
+            }
+            Err(e) => tracing::warn!(error = %e, "refreshing instance types"),
+        }
+    }
+
+    /// Launches the claim's instance in the node class's subnets: the
+    /// claim's types cheapest first, its zones and capacity types.
+    pub async fn create(
+        &self,
+        claim: &NodeClaim,
+        class: &outrigger_provider_aws::NodeClass,
+        labels: &Labels,
+        nodepool: &str,
+    ) -> Result<Launched, ProviderError> {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        let req = claim_requirements(claim);
+        let types = self.instance_types();
+        let allowed = |k: &str, v: &str| req.get(k).is_none_or(|r| r.allows(Some(v)));
+        let mut candidates: Vec<(f64, &InstanceType)> = types
+            .iter()
+            .filter(|t| allowed(LABEL_INSTANCE_TYPE, &t.name))
+            .filter_map(|t| {
+                let p = t
+                    .offerings
+                    .iter()
+                    .filter(|o| {
+                        o.available
+                            && allowed(LABEL_ZONE, &o.zone)
+                            && allowed(LABEL_CAPACITY_TYPE, &o.capacity_type)
+                    })
+                    .map(|o| o.price)
+                    .fold(f64::INFINITY, f64::min);
+                p.is_finite().then_some((p, t))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
+        if candidates.is_empty() {
+            return Err(ProviderError::NoOffering(name));
+        }
+        let zones: Vec<String> = {
+            let mut z: Vec<String> = types
+                .iter()
+                .flat_map(|t| t.offerings.iter().map(|o| o.zone.clone()))
+                .filter(|z| allowed(LABEL_ZONE, z))
+                .collect();
+            z.sort();
+            z.dedup();
+            z
+        };
+        let capacity_types: Vec<String> = [CAPACITY_SPOT, CAPACITY_ON_DEMAND]
+            .iter()
+            .filter(|c| allowed(LABEL_CAPACITY_TYPE, c))
+            .map(|c| c.to_string())
+            .collect();
+        let taints: Vec<String> = claim
+            .spec
+            .taints
+            .iter()
+            .chain(&claim.spec.startup_taints)
+            .map(|t| {
+                format!(
+                    "{}={}:{}",
+                    t.key,
+                    t.value.clone().unwrap_or_default(),
+                    t.effect
+                )
+            })
+            .collect();
+        let request = outrigger_provider_aws::LaunchRequest {
+            claim: name.clone(),
+            nodepool: nodepool.to_string(),
+            instance_types: candidates.iter().map(|(_, t)| t.name.clone()).collect(),
+            zones,
+            capacity_types,
+            labels: labels.clone(),
+            taints,
+        };
+        let inst = match self.aws.launch(class, &request).await {
+            Ok(i) => i,
+            Err(e) => {
+                if matches!(e, outrigger_provider_aws::AwsError::InsufficientCapacity(_)) {
+                    self.refresh().await;
+                }
+                return Err(ProviderError::Aws(e));
+            }
+        };
+        let it = types
+            .iter()
+            .find(|t| t.name == inst.instance_type)
+            .or(candidates.first().map(|(_, t)| *t));
+        let (capacity, allocatable) = it
+            .map(|t| (t.capacity.clone(), t.allocatable()))
+            .unwrap_or_default();
+        Ok(Launched {
+            provider_id: inst.provider_id(),
+            node_name: inst.private_dns.clone(),
+            instance_id: inst.id,
+            instance_type: inst.instance_type,
+            zone: inst.zone,
+            capacity_type: inst.capacity_type,
+            capacity,
+            allocatable,
+        })
+    }
+
+    /// Terminates the instance and removes its Node.
+    pub async fn delete(&self, provider_id: &str, node_name: &str) -> Result<(), ProviderError> {
+        self.aws
+            .terminate(provider_id)
+            .await
+            .map_err(ProviderError::Aws)?;
         let nodes: Api<Node> = Api::all(self.client.clone());
         match nodes.delete(node_name, &Default::default()).await {
             Ok(_) => Ok(()),

@@ -143,15 +143,31 @@ fn claim_labels(c: &NodeClaim) -> model::Labels {
     l
 }
 
+/// The instance types of the provider that launches a claim or pool of
+/// this node class.
+fn provider_types<'a>(
+    types: &'a [model::InstanceType],
+    kwok: &'a BTreeSet<usize>,
+    aws: &'a BTreeSet<usize>,
+    class: &outrigger_karpenter_api::v1::NodeClassReference,
+) -> impl Iterator<Item = &'a model::InstanceType> {
+    let idx = match crate::provider::which(class) {
+        crate::provider::Which::Kwok => kwok,
+        crate::provider::Which::Aws => aws,
+    };
+    idx.iter().map(move |i| &types[*i])
+}
+
 /// What a claim still launching offers, as a node the solver can fill:
 /// its allocatable once launched, else the smallest of its types.
-fn in_flight(ctx: &Ctx, c: &NodeClaim) -> model::Node {
+fn in_flight<'a>(
+    c: &NodeClaim,
+    types: impl Iterator<Item = &'a model::InstanceType>,
+) -> model::Node {
     let status = c.status.clone().unwrap_or_default();
     let allocatable = if status.allocatable.is_empty() {
         let req = claim_requirements(c);
-        ctx.provider
-            .instance_types()
-            .iter()
+        types
             .filter(|t| {
                 req.get(model::LABEL_INSTANCE_TYPE)
                     .is_some_and(|r| r.allows(Some(&t.name)))
@@ -183,7 +199,23 @@ fn in_flight(ctx: &Ctx, c: &NodeClaim) -> model::Node {
 
 /// Snapshot, solve, create the claims.
 async fn provision(ctx: &Ctx) {
-    let pools = pools(ctx).await;
+    let (catalogue, kwok_idx, aws_idx) = ctx.catalogue();
+    let mut pools = pools(ctx).await;
+    // A pool whose provider is not enabled launches nothing; say so.
+    let mut usable = vec![];
+    for p in pools.drain(..) {
+        let which = crate::provider::which(&p.node_class);
+        let enabled = match which {
+            crate::provider::Which::Kwok => ctx.kwok.is_some(),
+            crate::provider::Which::Aws => ctx.aws.is_some(),
+        };
+        if enabled {
+            usable.push(p);
+        } else {
+            tracing::warn!(pool = %p.model.name, provider = ?which, "the pool's provider is not enabled (--providers)");
+        }
+    }
+    let pools = usable;
     let all_pods = ctx.pods.state();
     let mut batch: Vec<Arc<Pod>> = vec![];
     let mut problem = Problem::default();
@@ -247,7 +279,8 @@ async fn provision(ctx: &Ctx) {
         {
             continue;
         }
-        problem.nodes.push(in_flight(ctx, c));
+        let t = provider_types(&catalogue, &kwok_idx, &aws_idx, &c.spec.node_class_ref);
+        problem.nodes.push(in_flight(c, t));
     }
     // Pool usage: the capacity of its claims (launched, or the largest
     // they may become).
@@ -267,9 +300,7 @@ async fn provision(ctx: &Ctx) {
                 });
             let cap = cap.unwrap_or_else(|| {
                 let req = claim_requirements(c);
-                ctx.provider
-                    .instance_types()
-                    .iter()
+                provider_types(&catalogue, &kwok_idx, &aws_idx, &c.spec.node_class_ref)
                     .filter(|t| {
                         req.get(model::LABEL_INSTANCE_TYPE)
                             .is_some_and(|r| r.allows(Some(&t.name)))
@@ -280,9 +311,13 @@ async fn provision(ctx: &Ctx) {
         }
         let mut m = pool.model.clone();
         m.usage = usage;
+        m.instance_types = Some(match crate::provider::which(&pool.node_class) {
+            crate::provider::Which::Kwok => kwok_idx.clone(),
+            crate::provider::Which::Aws => aws_idx.clone(),
+        });
         problem.pools.push(m);
     }
-    problem.instance_types = ctx.provider.instance_types().to_vec();
+    problem.instance_types = catalogue.clone();
     for ds in ctx.daemonsets.state() {
         if let Ok(p) = pods::daemonset_pod(&ds) {
             problem.daemonsets.push(p);

@@ -356,6 +356,10 @@ pub struct NodePool {
     pub limits: BTreeMap<String, i64>,
     /// Capacity of the pool's nodes and claims that exist now.
     pub usage: Resources,
+    /// The instance types it may launch (`Problem::instance_types`
+    /// indices), when not the whole catalogue (pools of different
+    /// providers in one problem).
+    pub instance_types: Option<std::collections::BTreeSet<usize>>,
 }
 
 /// Everything the solver looks at.

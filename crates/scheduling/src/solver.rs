@@ -685,7 +685,10 @@ impl<'p> Solver<'p> {
             }
             base.add(LABEL_NODEPOOL, in_req(LABEL_NODEPOOL, &pool.name));
             let base_id = self.reqs.intern(base);
-            let types = self.type_ok(base_id);
+            let mut types = self.type_ok(base_id);
+            if let Some(allowed) = &pool.instance_types {
+                types.retain(|t| allowed.contains(&t));
+            }
             let mut overhead = vec![0; self.dims.len()];
             let mut daemonsets = vec![];
             let mut ports = vec![];

@@ -324,6 +324,9 @@ fn pool(i: usize, s: [u8; 7]) -> NodePool {
         taints,
         limits,
         usage,
+        // The third pool may only use every other type (as a pool of
+        // another provider would).
+        instance_types: (i == 2).then(|| (0..8).filter(|t| t % 2 == 0).collect()),
     }
 }
 

@@ -596,6 +596,16 @@ impl Check<'_> {
                     format!("{} is incompatible with the claim: {e}", t.name),
                 );
             }
+            if let Some(allowed) = p.pools.get(c.pool).and_then(|k| k.instance_types.as_ref())
+                && !allowed.contains(&ti)
+            {
+                self.push(
+                    Rule::InstanceType,
+                    None,
+                    at.clone(),
+                    format!("{} is not one of the pool's instance types", t.name),
+                );
+            }
             let price = possible
                 .iter()
                 .filter(|n| n.ty == ti)
