@@ -64,4 +64,74 @@ sleep 2
 run kubectl get nodes
 kubectl delete namespace demo-foundation --wait=false >/dev/null
 
+step "Karpenter (outrigger provisioner): the walkthrough's Provisioner, unchanged, and inflate scaled to 20"
+log_from=$(wc -l < "${OUTRIGGER_STATE:-$REPO/.testenv}/logs/outrigger-provisioner.log")
+run cat "$REPO/deploy/examples/seed-provisioner.yaml"
+run kubectl apply -f "$REPO/deploy/examples/seed-provisioner.yaml"
+kubectl create namespace demo-karpenter --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+cat <<'EOF_INFLATE' | kubectl -n demo-karpenter apply -f -
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: inflate
+spec:
+  replicas: 0
+  selector:
+    matchLabels:
+      app: inflate
+  template:
+    metadata:
+      labels:
+        app: inflate
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+        - name: inflate
+          image: public.ecr.aws/eks-distro/kubernetes/pause:3.2
+          resources:
+            requests:
+              cpu: 1
+EOF_INFLATE
+run kubectl -n demo-karpenter scale deployment inflate --replicas 20
+run kubectl -n demo-karpenter rollout status deployment/inflate --timeout=90s
+run kubectl -n demo-karpenter get pod
+run kubectl get node -L node.kubernetes.io/instance-type,karpenter.sh/capacity-type,topology.kubernetes.io/zone
+run aws ec2 describe-instances --filters Name=tag:karpenter.sh/nodepool,Values=default Name=instance-state-name,Values=running \
+  --query 'Reservations[].Instances[].[InstanceId,InstanceType,Placement.AvailabilityZone,InstanceLifecycle,SubnetId]' --output table
+# The controller's log in the walkthrough's form.
+seed_log() {
+  tail -n +"$((log_from + 1))" "${OUTRIGGER_STATE:-$REPO/.testenv}/logs/outrigger-provisioner.log" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    m = d.get("message", "")
+    if not m.startswith(("Created node", "Launched instance", "Waiting for", "Added TTL", "Triggering", "Cordoned", "Deleted node")):
+        continue
+    extra = {d["kind"]: d["pool"]} if "pool" in d and "kind" in d else {}
+    if "node" in d:
+        extra["node"] = d["node"]
+    print(d["timestamp"], d["level"], "controller", m, json.dumps(extra) if extra else "", sep="\t")
+'
+}
+echo "--- outrigger provisioner log ---"
+seed_log | head -n 20
+
+step "Delete inflate: the empty nodes are cordoned and deleted 30 s later, their instances terminated"
+run kubectl -n demo-karpenter delete deployment inflate
+printf 'waiting for ttlSecondsAfterEmpty (30s)...\n'
+for _ in $(seq 1 90); do
+  [[ -z $(kubectl get nodes -l karpenter.sh/provisioner-name=default -o name) ]] && break
+  sleep 1
+done
+run kubectl get node
+echo "--- outrigger provisioner log ---"
+seed_log | tail -n 12
+run aws ec2 describe-instances --filters Name=tag:karpenter.sh/nodepool,Values=default \
+  --query 'Reservations[].Instances[].[InstanceId,State.Name]' --output table
+kubectl delete -f "$REPO/deploy/examples/seed-provisioner.yaml" >/dev/null
+kubectl delete namespace demo-karpenter --wait=false >/dev/null
+
 printf '\nThe environment keeps running: source %s/env to use it; make down stops it.\n' "${OUTRIGGER_STATE:-$REPO/.testenv}"

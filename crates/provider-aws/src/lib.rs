@@ -110,6 +110,9 @@ pub struct Aws {
     /// Subnets and launch template per node class and node labels, for a
     /// few minutes (each launch would otherwise look them all up again).
     resolved: Mutex<HashMap<String, (Instant, Resolved)>>,
+    /// One lookup at a time: launches that start together wait for the
+    /// first one's answer instead of repeating it.
+    resolving: tokio::sync::Mutex<()>,
     /// (type, zone, capacity type) -> when it reported no capacity.
     ice: Mutex<HashMap<(String, String, String), Instant>>,
 }
@@ -152,6 +155,7 @@ impl Aws {
             ec2: Client::new(&conf),
             cluster: cluster.to_string(),
             resolved: Mutex::new(HashMap::new()),
+            resolving: tokio::sync::Mutex::new(()),
             ice: Mutex::new(HashMap::new()),
         }
     }
@@ -629,6 +633,7 @@ impl Aws {
     /// every 5 minutes per class and set of node labels.
     async fn resolve(&self, class: &NodeClass, req: &LaunchRequest) -> Result<Resolved, AwsError> {
         let key = format!("{}|{:?}|{:?}", class.name, req.labels, req.taints);
+        let _one = self.resolving.lock().await;
         if let Some((at, r)) = self
             .resolved
             .lock()
