@@ -35,7 +35,7 @@ if [[ ! -x "$KARPENTER" ]]; then
     sigs.k8s.io/karpenter/pkg/controllers/provisioning/scheduling)
 fi
 log "building the solver benchmark (release)"
-(cd "$REPO" && cargo build -q --release -p outrigger-scheduling --example bench)
+(cd "$REPO" && cargo build -q --release -p outrigger-scheduling --features testgen --example bench)
 
 # Runs a command and prints its peak resident memory (KiB) on stderr's last
 # line: ru_maxrss of the child, from the kernel.

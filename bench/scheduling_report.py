@@ -77,7 +77,7 @@ for n in sorted(six):
 out.append("")
 out.append(
     f"Command: `bash bench/scheduling.sh` (part of `make bench`; no cluster needed). Machine: {cores} cores, "
-    f"{mem_gib} GiB. Outrigger: `cargo run --release -p outrigger-scheduling --example bench -- --pods N "
+    f"{mem_gib} GiB. Outrigger: `cargo run --release -p outrigger-scheduling --features testgen --example bench -- --pods N "
     "[--shape karpenter] [--baseline]`, one process per size, best of 3 solves on Karpenter's shape, one on the "
     "six-group shape; peak memory is the process's VmHWM (problem included). Karpenter: its benchmark binary "
     "built from the Go module proxy with `-tags=test_performance`, `-test.benchtime=1x`, peak memory the "

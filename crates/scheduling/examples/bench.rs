@@ -16,14 +16,15 @@
 //!
 //! One solve per process, so the peak resident memory is the solve's:
 //!
-//!     cargo run --release -p outrigger-scheduling --example bench -- --pods 20000
+//!     cargo run --release -p outrigger-scheduling --features testgen --example bench -- --pods 20000
 //!
 //! prints one JSON line. `--baseline` also solves with first-fit-decreasing
 //! into bins of a single instance type (the same constraints, one bin size
 //! per run, best of a ladder of sizes) and reports its price.
 //!
-//! The random sequence is splitmix64 seeded 42, not Go's math/rand, so the
-//! draws match Karpenter's in distribution, not one by one.
+//! The random sequence is splitmix64 seeded 42 (`testgen::Rng`), not Go's
+//! math/rand, so the draws match Karpenter's in distribution, not one by
+//! one. Needs the `testgen` feature (bench/scheduling.sh passes it).
 
 use std::time::Instant;
 
@@ -32,22 +33,8 @@ use outrigger_scheduling::{
     requirements::{Operator, Requirement, Requirements},
     resources::Resources,
     solver::{Options, solve, solve_with},
+    testgen::Rng,
 };
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
-    }
-}
 
 const GI: i64 = 1 << 30;
 const MI: i64 = 1 << 20;
