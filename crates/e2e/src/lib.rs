@@ -4,6 +4,8 @@
 //! `testenv/scripts/up.sh`, once per test process. [`TestNamespace`] gives each
 //! test its own namespace, labelled for cleanup, and deletes it afterwards.
 
+pub mod karpenter;
+
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},

@@ -14,72 +14,14 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
-use outrigger_e2e::{TestNamespace, env, eventually};
+use outrigger_e2e::{
+    TestNamespace, env, eventually,
+    karpenter::{all_running, inflate, nodepool, nodes_of},
+};
 use outrigger_karpenter_api::v1::{NodeClaim, NodePool};
 
-fn nodepool(name: &str, consolidate_after: &str) -> Result<NodePool> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodePool",
-        "metadata": {"name": name},
-        "spec": {
-            "template": {"spec": {
-                "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
-                "requirements": [
-                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
-                    {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m6i.large", "m6i.xlarge"]}
-                ]
-            }},
-            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": consolidate_after},
-            "limits": {"cpu": "1000"}
-        }
-    }))?)
-}
-
-fn inflate(pool: &str, replicas: i32, cpu: &str) -> Result<Deployment> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "inflate"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "inflate"}},
-            "template": {
-                "metadata": {"labels": {"app": "inflate"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 0,
-                    // Only this test's pool: the environment's other nodes and
-                    // other tests' pools stay out of it.
-                    "nodeSelector": {"karpenter.sh/nodepool": pool},
-                    "containers": [{
-                        "name": "inflate",
-                        "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.2",
-                        "resources": {"requests": {"cpu": cpu}}
-                    }]
-                }
-            }
-        }
-    }))?)
-}
-
-/// Waits until `n` inflate pods run.
-async fn all_running(pods: &Api<Pod>, n: usize, timeout: Duration) -> Result<()> {
-    eventually(&format!("{n} inflate pods running"), timeout, || async {
-        let running = pods
-            .list(&ListParams::default().labels("app=inflate"))
-            .await?
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .count();
-        Ok((running == n).then_some(()))
-    })
-    .await
-}
-
 async fn pool_nodes(nodes: &Api<Node>, pool: &str) -> Result<Vec<Node>> {
-    Ok(nodes
-        .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await?
-        .items)
+    nodes_of(nodes, &format!("karpenter.sh/nodepool={pool}")).await
 }
 
 #[tokio::test]
@@ -91,7 +33,10 @@ async fn pending_pods_get_spot_nodes_that_go_when_empty() -> Result<()> {
     let pool = format!("e2e-kwok-{}", std::process::id());
     let pools: Api<NodePool> = Api::all(client.clone());
     pools
-        .create(&PostParams::default(), &nodepool(&pool, "10s")?)
+        .create(
+            &PostParams::default(),
+            &nodepool(&pool, "10s", &["m6i.large", "m6i.xlarge"])?,
+        )
         .await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     deploys
@@ -208,7 +153,10 @@ async fn a_pod_no_pool_fits_is_told_why() -> Result<()> {
     let pool = format!("e2e-toobig-{}", std::process::id());
     let pools: Api<NodePool> = Api::all(client.clone());
     pools
-        .create(&PostParams::default(), &nodepool(&pool, "10s")?)
+        .create(
+            &PostParams::default(),
+            &nodepool(&pool, "10s", &["m6i.large", "m6i.xlarge"])?,
+        )
         .await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     deploys

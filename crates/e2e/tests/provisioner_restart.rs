@@ -14,7 +14,10 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
-use outrigger_e2e::{TestNamespace, env, eventually};
+use outrigger_e2e::{
+    TestNamespace, env, eventually,
+    karpenter::{all_running, inflate, nodepool, nodes_of, until_no_nodes},
+};
 use outrigger_karpenter_api::v1::{NodeClaim, NodePool};
 
 #[tokio::test]
@@ -29,42 +32,12 @@ async fn a_killed_provisioner_resumes_without_leaks() -> Result<()> {
     pools
         .create(
             &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "karpenter.sh/v1",
-                "kind": "NodePool",
-                "metadata": {"name": pool},
-                "spec": {
-                    "template": {"spec": {
-                        "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
-                        "requirements": [
-                            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m6i.xlarge"]}
-                        ]
-                    }},
-                    "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5s"}
-                }
-            }))?,
+            &nodepool(&pool, "5s", &["m6i.xlarge"])?,
         )
         .await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     deploys
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "inflate"},
-                "spec": {
-                    "replicas": 20,
-                    "selector": {"matchLabels": {"app": "inflate"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "inflate"}},
-                        "spec": {
-                            "terminationGracePeriodSeconds": 0,
-                            "nodeSelector": {"karpenter.sh/nodepool": pool},
-                            "containers": [{"name": "inflate", "image": "pause", "resources": {"requests": {"cpu": "1"}}}]
-                        }
-                    }
-                }
-            }))?,
-        )
+        .create(&PostParams::default(), &inflate(&pool, 20, "1")?)
         .await?;
     // Kill it as soon as it has created the first claim.
     let claims: Api<NodeClaim> = Api::all(client.clone());
@@ -98,28 +71,12 @@ async fn a_killed_provisioner_resumes_without_leaks() -> Result<()> {
         );
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    eventually(
-        "20 pods running after the restart",
-        Duration::from_secs(90),
-        || async {
-            let running = pods
-                .list(&ListParams::default().labels("app=inflate"))
-                .await?
-                .items
-                .iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count();
-            Ok((running == 20).then_some(()))
-        },
-    )
-    .await?;
+    all_running(&pods, 20, Duration::from_secs(90)).await?;
     // Three cpu-1 pods per m6i.xlarge: 7 nodes, 7 claims, each claim with
     // its node and no node without a claim.
     let nodes: Api<Node> = Api::all(client.clone());
-    let node_names: Vec<String> = nodes
-        .list(&ListParams::default().labels(&selector))
+    let node_names: Vec<String> = nodes_of(&nodes, &selector)
         .await?
-        .items
         .iter()
         .map(|n| n.name_any())
         .collect();
@@ -139,19 +96,7 @@ async fn a_killed_provisioner_resumes_without_leaks() -> Result<()> {
         );
     }
     deploys.delete("inflate", &DeleteParams::default()).await?;
-    eventually(
-        "the pool's nodes deleted",
-        Duration::from_secs(60),
-        || async {
-            let left = nodes
-                .list(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .len();
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
+    until_no_nodes(&nodes, &selector, Duration::from_secs(60)).await?;
     pools.delete(&pool, &DeleteParams::default()).await?;
     ns.cleanup().await?;
     Ok(())

@@ -1,0 +1,91 @@
+//! Shared pieces of the provisioner's cluster tests: a kwok NodePool, the
+//! walkthrough's `inflate` Deployment pinned to it, and waits on both.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Node, Pod},
+};
+use kube::{Api, api::ListParams};
+use outrigger_karpenter_api::v1::NodePool;
+
+use crate::eventually;
+
+/// A v1 NodePool of spot kwok nodes of `types`, deleting empty nodes after
+/// `consolidate_after`, at most 1000 cpu.
+pub fn nodepool(name: &str, consolidate_after: &str, types: &[&str]) -> Result<NodePool> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {"spec": {
+                "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+                "requirements": [
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
+                    {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": types}
+                ]
+            }},
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": consolidate_after},
+            "limits": {"cpu": "1000"}
+        }
+    }))?)
+}
+
+/// The walkthrough's `inflate` Deployment, its pods pinned to `pool` (the
+/// environment's other nodes and other tests' pools stay out of it).
+pub fn inflate(pool: &str, replicas: i32, cpu: &str) -> Result<Deployment> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "inflate"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "inflate"}},
+            "template": {
+                "metadata": {"labels": {"app": "inflate"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "nodeSelector": {"karpenter.sh/nodepool": pool},
+                    "containers": [{
+                        "name": "inflate",
+                        "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.2",
+                        "resources": {"requests": {"cpu": cpu}}
+                    }]
+                }
+            }
+        }
+    }))?)
+}
+
+/// Waits until `n` inflate pods run.
+pub async fn all_running(pods: &Api<Pod>, n: usize, timeout: Duration) -> Result<()> {
+    eventually(&format!("{n} inflate pods running"), timeout, || async {
+        let running = pods
+            .list(&ListParams::default().labels("app=inflate"))
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        Ok((running == n).then_some(()))
+    })
+    .await
+}
+
+/// The nodes carrying `selector` (a label selector such as
+/// `karpenter.sh/nodepool=<pool>`).
+pub async fn nodes_of(nodes: &Api<Node>, selector: &str) -> Result<Vec<Node>> {
+    Ok(nodes
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
+}
+
+/// Waits until no node carries `selector`.
+pub async fn until_no_nodes(nodes: &Api<Node>, selector: &str, timeout: Duration) -> Result<()> {
+    eventually("the pool's nodes deleted", timeout, || async {
+        Ok(nodes_of(nodes, selector).await?.is_empty().then_some(()))
+    })
+    .await
+}
