@@ -73,28 +73,37 @@ async fn a_killed_provisioner_resumes_without_leaks() -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     all_running(&pods, 20, Duration::from_secs(90)).await?;
     // Three cpu-1 pods per m6i.xlarge: 7 nodes, 7 claims, each claim with
-    // its node and no node without a claim.
+    // its node and no node without a claim. Pods run as soon as the node
+    // exists; the claim records its node when the lifecycle controller sees
+    // it, a moment later, hence the wait.
     let nodes: Api<Node> = Api::all(client.clone());
-    let node_names: Vec<String> = nodes_of(&nodes, &selector)
-        .await?
-        .iter()
-        .map(|n| n.name_any())
-        .collect();
-    let claim_nodes: Vec<Option<String>> = claims
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .iter()
-        .map(|c| c.status.as_ref().and_then(|s| s.node_name.clone()))
-        .collect();
-    assert_eq!(node_names.len(), 7, "nodes: {node_names:?}");
-    assert_eq!(claim_nodes.len(), 7, "claims' nodes: {claim_nodes:?}");
-    for n in &node_names {
-        assert!(
-            claim_nodes.iter().any(|c| c.as_deref() == Some(n.as_str())),
-            "node {n} has no nodeclaim"
-        );
-    }
+    eventually(
+        "7 nodes, each with its nodeclaim",
+        Duration::from_secs(30),
+        || async {
+            let node_names: Vec<String> = nodes_of(&nodes, &selector)
+                .await?
+                .iter()
+                .map(|n| n.name_any())
+                .collect();
+            let claim_nodes: Vec<Option<String>> = claims
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+                .iter()
+                .map(|c| c.status.as_ref().and_then(|s| s.node_name.clone()))
+                .collect();
+            let orphans: Vec<&String> = node_names
+                .iter()
+                .filter(|n| !claim_nodes.iter().any(|c| c.as_deref() == Some(n.as_str())))
+                .collect();
+            if node_names.len() != 7 || claim_nodes.len() != 7 || !orphans.is_empty() {
+                bail!("nodes {node_names:?}, claims' nodes {claim_nodes:?}, orphans {orphans:?}");
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
     deploys.delete("inflate", &DeleteParams::default()).await?;
     until_no_nodes(&nodes, &selector, Duration::from_secs(60)).await?;
     pools.delete(&pool, &DeleteParams::default()).await?;
