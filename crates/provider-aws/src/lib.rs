@@ -308,6 +308,18 @@ impl Aws {
             .collect()
     }
 
+    /// What a node class's selectors find now, for its status: a subnet per
+    /// zone (zone -> id), and the security groups.
+    pub async fn discover(
+        &self,
+        class: &NodeClass,
+    ) -> (
+        Result<BTreeMap<String, String>, AwsError>,
+        Result<Vec<String>, AwsError>,
+    ) {
+        (self.subnets(class).await, self.security_groups(class).await)
+    }
+
     /// Subnet per zone: the one with the most free addresses.
     async fn subnets(&self, class: &NodeClass) -> Result<BTreeMap<String, String>, AwsError> {
         let mut best: BTreeMap<String, (i32, String)> = BTreeMap::new();

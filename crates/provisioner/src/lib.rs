@@ -14,6 +14,7 @@ mod metrics;
 pub mod pools;
 pub mod provider;
 mod provision;
+mod status;
 
 use std::{sync::Arc, time::Duration};
 
@@ -98,12 +99,16 @@ pub(crate) struct Ctx {
     pub claims: Store<NodeClaim>,
     pub daemonsets: Store<DaemonSet>,
     pub ec2nodeclasses: Store<outrigger_karpenter_api::nodeclass::EC2NodeClass>,
+    pub kwoknodeclasses: Store<outrigger_karpenter_api::nodeclass::KWOKNodeClass>,
     pub metrics: metrics::Metrics,
     /// Claims created but not yet seen by the watch (so the next solve
     /// counts them).
     pub created: std::sync::Mutex<Vec<NodeClaim>>,
     /// Launches whose status the watch has not shown yet, by claim name.
     pub launched: std::sync::Mutex<std::collections::HashMap<String, provider::Launched>>,
+    /// Pools whose limits kept pending pods from a node at the last solve:
+    /// (kind, name) -> the limit and how many pods.
+    pub limited: std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>,
 }
 
 impl Ctx {
@@ -185,6 +190,10 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         Api::<outrigger_karpenter_api::nodeclass::EC2NodeClass>::all(client.clone()),
         stop.clone(),
     );
+    let kwoknodeclasses = watch(
+        Api::<outrigger_karpenter_api::nodeclass::KWOKNodeClass>::all(client.clone()),
+        stop.clone(),
+    );
     let synced = async {
         tokio::try_join!(
             pods.wait_until_ready(),
@@ -194,6 +203,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
             claims.wait_until_ready(),
             daemonsets.wait_until_ready(),
             ec2nodeclasses.wait_until_ready(),
+            kwoknodeclasses.wait_until_ready(),
         )
     };
     tokio::select! {
@@ -246,15 +256,19 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         claims,
         daemonsets,
         ec2nodeclasses,
+        kwoknodeclasses,
         metrics,
         created: std::sync::Mutex::new(vec![]),
         launched: std::sync::Mutex::new(Default::default()),
+        limited: std::sync::Mutex::new(Default::default()),
     });
     tracing::info!(providers = ?ctx.args.providers, "provisioner started");
     let prov = tokio::spawn(provision::run(ctx.clone(), stop.clone()));
     let life = tokio::spawn(lifecycle::run(ctx.clone(), stop.clone()));
     let gc = tokio::spawn(lifecycle::garbage_collect(ctx.clone(), stop.clone()));
+    let st = tokio::spawn(status::run(ctx.clone(), stop.clone()));
     let _ = prov.await;
+    let _ = st.await;
     let _ = life.await;
     let _ = gc.await;
     Ok(())

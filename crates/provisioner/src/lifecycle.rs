@@ -475,7 +475,8 @@ async fn launch(
         },
         Which::Aws => match &ctx.aws {
             Some(a) => {
-                let class = aws_class(ctx, claim).map_err(ProviderError::NodeClass)?;
+                let class =
+                    aws_class(ctx, &claim.spec.node_class_ref).map_err(ProviderError::NodeClass)?;
                 a.create(claim, &class, labels, nodepool).await
             }
             None => Err(ProviderError::NodeClass(
@@ -523,8 +524,10 @@ fn string_map(v: Option<&serde_json::Value>) -> std::collections::BTreeMap<Strin
 /// Where an AWS claim launches: a v1alpha5 Provisioner's inline provider
 /// (subnetSelector, securityGroupSelector, instanceProfile, tags) or an
 /// EC2NodeClass.
-fn aws_class(ctx: &Ctx, claim: &NodeClaim) -> Result<outrigger_provider_aws::NodeClass, String> {
-    let r = &claim.spec.node_class_ref;
+pub(crate) fn aws_class(
+    ctx: &Ctx,
+    r: &outrigger_karpenter_api::v1::NodeClassReference,
+) -> Result<outrigger_provider_aws::NodeClass, String> {
     match r.kind.as_str() {
         "Provisioner" => {
             let p = ctx

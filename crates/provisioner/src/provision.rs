@@ -54,6 +54,10 @@ pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
     loop {
         let mut seen = pending(&ctx);
         if seen.is_empty() {
+            ctx.limited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             if !waiting_logged {
                 tracing::info!("Waiting for unschedulable pods");
                 waiting_logged = true;
@@ -197,22 +201,56 @@ fn in_flight<'a>(
     }
 }
 
+/// A pool's usage as its limits count it: the capacity of each of its
+/// claims (once launched, else the largest type it may become), until the
+/// claim is gone.
+pub(crate) fn pool_usage<'a>(
+    claims: impl Iterator<Item = &'a NodeClaim>,
+    pool: &str,
+    catalogue: &[model::InstanceType],
+    kwok_idx: &BTreeSet<usize>,
+    aws_idx: &BTreeSet<usize>,
+) -> Resources {
+    let mut usage = Resources::default();
+    for c in claims {
+        if c.labels().get(LABEL_NODEPOOL).map(String::as_str) != Some(pool) {
+            continue;
+        }
+        let cap = c
+            .status
+            .as_ref()
+            .filter(|s| !s.capacity.is_empty())
+            .map(|s| {
+                Resources::parse(s.capacity.iter().map(|(k, v)| (k.as_str(), v.0.as_str())))
+                    .unwrap_or_default()
+            });
+        let cap = cap.unwrap_or_else(|| {
+            let req = claim_requirements(c);
+            provider_types(catalogue, kwok_idx, aws_idx, &c.spec.node_class_ref)
+                .filter(|t| {
+                    req.get(model::LABEL_INSTANCE_TYPE)
+                        .is_some_and(|r| r.allows(Some(&t.name)))
+                })
+                .fold(Resources::default(), |m, t| m.max(&t.capacity))
+        });
+        usage.add(&cap);
+    }
+    usage
+}
+
 /// Snapshot, solve, create the claims.
 async fn provision(ctx: &Ctx) {
     let (catalogue, kwok_idx, aws_idx) = ctx.catalogue();
     let mut pools = pools(ctx).await;
-    // A pool whose provider is not enabled launches nothing; say so.
+    // A pool whose node class cannot launch (missing, provider not
+    // enabled) launches nothing; its status says why.
     let mut usable = vec![];
     for p in pools.drain(..) {
-        let which = crate::provider::which(&p.node_class);
-        let enabled = match which {
-            crate::provider::Which::Kwok => ctx.kwok.is_some(),
-            crate::provider::Which::Aws => ctx.aws.is_some(),
-        };
-        if enabled {
-            usable.push(p);
-        } else {
-            tracing::warn!(pool = %p.model.name, provider = ?which, "the pool's provider is not enabled (--providers)");
+        match crate::status::class_problem(ctx, &p.node_class) {
+            None => usable.push(p),
+            Some(why) => {
+                tracing::warn!(pool = %p.model.name, reason = %why, "the pool's node class is not ready")
+            }
         }
     }
     let pools = usable;
@@ -285,30 +323,13 @@ async fn provision(ctx: &Ctx) {
     // Pool usage: the capacity of its claims (launched, or the largest
     // they may become).
     for pool in &pools {
-        let mut usage = Resources::default();
-        for c in claims.values() {
-            if c.labels().get(LABEL_NODEPOOL) != Some(&pool.model.name) {
-                continue;
-            }
-            let cap = c
-                .status
-                .as_ref()
-                .filter(|s| !s.capacity.is_empty())
-                .map(|s| {
-                    Resources::parse(s.capacity.iter().map(|(k, v)| (k.as_str(), v.0.as_str())))
-                        .unwrap_or_default()
-                });
-            let cap = cap.unwrap_or_else(|| {
-                let req = claim_requirements(c);
-                provider_types(&catalogue, &kwok_idx, &aws_idx, &c.spec.node_class_ref)
-                    .filter(|t| {
-                        req.get(model::LABEL_INSTANCE_TYPE)
-                            .is_some_and(|r| r.allows(Some(&t.name)))
-                    })
-                    .fold(Resources::default(), |m, t| m.max(&t.capacity))
-            });
-            usage.add(&cap);
-        }
+        let usage = pool_usage(
+            claims.values(),
+            &pool.model.name,
+            &catalogue,
+            &kwok_idx,
+            &aws_idx,
+        );
         let mut m = pool.model.clone();
         m.usage = usage;
         m.instance_types = Some(match crate::provider::which(&pool.node_class) {
@@ -335,6 +356,24 @@ async fn provision(ctx: &Ctx) {
         duration_ms = took.as_millis() as u64,
         "computed new nodeclaim(s) to fit pod(s)"
     );
+    let limited = pools
+        .iter()
+        .enumerate()
+        .filter_map(|(k, pool)| {
+            let n = plan
+                .unplaced
+                .iter()
+                .filter(|u| u.limited_by.contains(&k))
+                .count();
+            (n > 0).then(|| {
+                (
+                    (pool.kind().to_string(), pool.model.name.clone()),
+                    format!("{n} pending pod(s) need a node beyond its limits"),
+                )
+            })
+        })
+        .collect();
+    *ctx.limited.lock().unwrap_or_else(|e| e.into_inner()) = limited;
     let mut claim_names = vec![];
     for c in &plan.claims {
         let pool = &pools[c.pool];

@@ -416,6 +416,9 @@ pub struct NewClaim {
 pub struct Unplaced {
     pub pod: usize,
     pub reason: String,
+    /// The pools (indices into `Problem::pools`) that would have launched a
+    /// node for the pod but for their limits.
+    pub limited_by: Vec<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

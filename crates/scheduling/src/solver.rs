@@ -2125,10 +2125,13 @@ impl<'p> Solver<'p> {
         PoolFail::Limit(parts.join(", "))
     }
 
-    fn explain(&mut self, i: usize) -> String {
+    /// Why pod `i` was not placed, and the pools that refused it only for
+    /// their limits.
+    fn explain(&mut self, i: usize) -> (String, Vec<usize>) {
         let mut out = String::new();
+        let mut limited = vec![];
         if self.pods[i].eff.terms.is_empty() {
-            return "its node affinity cannot be satisfied: every nodeSelectorTerm contradicts the nodeSelector".to_string();
+            return ("its node affinity cannot be satisfied: every nodeSelectorTerm contradicts the nodeSelector".to_string(), limited);
         }
         if !self.p.nodes.is_empty() {
             let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
@@ -2149,7 +2152,7 @@ impl<'p> Solver<'p> {
                 out.push_str("; ");
             }
             out.push_str("no nodepool to launch a node from");
-            return out;
+            return (out, limited);
         }
         for oi in 0..self.pool_order.len() {
             let k = self.pool_order[oi];
@@ -2188,7 +2191,10 @@ impl<'p> Solver<'p> {
                     PoolFail::TooBig(r) => {
                         format!("nodepool \"{name}\": no instance type offers {r}")
                     }
-                    PoolFail::Limit(l) => format!("nodepool \"{name}\" limit {l} reached"),
+                    PoolFail::Limit(l) => {
+                        limited.push(k);
+                        format!("nodepool \"{name}\" limit {l} reached")
+                    }
                     PoolFail::HostPort(p) => {
                         format!("nodepool \"{name}\": host port {p} is taken by a daemonset")
                     }
@@ -2204,7 +2210,7 @@ impl<'p> Solver<'p> {
             }
             out.push_str(&msg);
         }
-        out
+        (out, limited)
     }
 
     fn terms_text(&self, i: usize) -> String {
@@ -2275,8 +2281,12 @@ impl<'p> Solver<'p> {
         let mut unplaced = vec![];
         for i in 0..self.p.pods.len() {
             if !placed.contains(&i) {
-                let reason = self.explain(i);
-                unplaced.push(Unplaced { pod: i, reason });
+                let (reason, limited_by) = self.explain(i);
+                unplaced.push(Unplaced {
+                    pod: i,
+                    reason,
+                    limited_by,
+                });
             }
         }
         let mut claims = vec![];

@@ -577,6 +577,7 @@ mod tests {
                 .map(|pod| Unplaced {
                     pod,
                     reason: "x".into(),
+                    limited_by: vec![],
                 })
                 .collect(),
             ..Default::default()

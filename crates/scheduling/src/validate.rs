@@ -1463,6 +1463,7 @@ mod tests {
                 .map(|pod| Unplaced {
                     pod,
                     reason: "x".into(),
+                    limited_by: vec![],
                 })
                 .collect(),
             ..Default::default()
@@ -1739,6 +1740,7 @@ mod tests {
         plan.unplaced = vec![Unplaced {
             pod: 1,
             reason: "x".into(),
+            limited_by: vec![],
         }];
         only(&p, &plan, Rule::UndeterminedDomain);
         for t in &mut p.instance_types {
@@ -1773,6 +1775,7 @@ mod tests {
         plan.unplaced = vec![Unplaced {
             pod: 0,
             reason: "no room".into(),
+            limited_by: vec![],
         }];
         let v = only(&p, &plan, Rule::Bookkeeping);
         assert!(
@@ -1787,6 +1790,7 @@ mod tests {
         plan.unplaced = vec![Unplaced {
             pod: 0,
             reason: " ".into(),
+            limited_by: vec![],
         }];
         only(&p, &plan, Rule::Bookkeeping);
         let (p, mut plan) = scenario();
@@ -1818,6 +1822,7 @@ mod tests {
         plan.unplaced.push(Unplaced {
             pod: 3,
             reason: "x".into(),
+            limited_by: vec![],
         });
         assert_eq!(validate(&p, &plan), vec![]);
         let (p, mut plan) = scenario();
@@ -1955,6 +1960,7 @@ mod tests {
                     .map(|(pod, why)| Unplaced {
                         pod,
                         reason: if why { "x".into() } else { String::new() },
+                        limited_by: vec![],
                     })
                     .collect(),
                 relaxed: vec![],

@@ -251,6 +251,14 @@ fn limits_stop_new_nodes() {
         plan.unplaced[0].reason,
         "nodepool \"default\" limit cpu=4 reached"
     );
+    // The pool is named as the one whose limit kept the pod out (its
+    // status says so).
+    assert_eq!(plan.unplaced[0].limited_by, vec![0]);
+    // A pod too big for any type is not a limit's doing.
+    let mut roomy = pool("default");
+    roomy.limits = BTreeMap::from([("cpu".to_string(), 4000)]);
+    let plan = solve(&problem(pods("w", 1, "64"), vec![roomy]));
+    assert_eq!(plan.unplaced[0].limited_by, Vec::<usize>::new());
 }
 
 #[test]
