@@ -17,6 +17,8 @@ mkdir -p "$STATE/bin"
 ln -sfn "$KUBECTL" "$STATE/bin/kubectl"
 ln -sfn "$VENV/bin/aws" "$STATE/bin/aws"
 ln -sfn "$VENV/bin/python" "$STATE/bin/testenv-python"
+# And Outrigger's own CLI (`outrigger why-pending`), as components.sh builds it.
+ln -sfn "${CARGO_TARGET_DIR:-$CACHE/target}/debug/outrigger" "$STATE/bin/outrigger"
 
 KUBE_APISERVER="$BIN/kube-apiserver-v$K8S_VERSION"
 KCM="$BIN/kube-controller-manager-v$K8S_VERSION"

@@ -195,6 +195,22 @@ async fn a_pod_no_pool_fits_is_told_why() -> Result<()> {
         pool_nodes(&nodes, &pool).await?.is_empty(),
         "a node was launched"
     );
+    // `outrigger why-pending` gives the same answer on demand.
+    let pod = Api::<Pod>::namespaced(client.clone(), &ns.name)
+        .list(&ListParams::default().labels("app=inflate"))
+        .await?
+        .items
+        .remove(0)
+        .name_any();
+    let why = env.run("outrigger", &["why-pending", "-n", &ns.name, &pod])?;
+    assert!(
+        why.contains("provisioner: cannot place it: 0/")
+            && why.contains(&format!(
+                "nodepool \"{pool}\": no instance type offers 64 cpu"
+            )),
+        "{why}"
+    );
+    assert!(why.contains("kube-scheduler: 0/"), "{why}");
     pools.delete(&pool, &DeleteParams::default()).await?;
     ns.cleanup().await.context("namespace cleanup")?;
     Ok(())
@@ -440,6 +456,21 @@ async fn a_pool_at_its_limit_launches_nothing_more_and_says_so() -> Result<()> {
         .items
         .len();
     assert_eq!(n, 2, "nodeclaims beyond the limit");
+    let pending = Api::<Pod>::namespaced(client.clone(), &ns.name)
+        .list(&ListParams::default().labels("app=inflate"))
+        .await?
+        .items
+        .into_iter()
+        .find(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_none()))
+        .context("a pending pod")?;
+    let why = env.run(
+        "outrigger",
+        &["why-pending", "-n", &ns.name, &pending.name_any()],
+    )?;
+    assert!(
+        why.contains(&format!("nodepool \"{pool}\" limit cpu=8 reached")),
+        "{why}"
+    );
     let status = pools.get(&pool).await?.status.unwrap_or_default();
     assert_eq!(
         status.resources.get("nodes").map(|q| q.0.as_str()),

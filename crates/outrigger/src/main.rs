@@ -39,6 +39,11 @@ enum Command {
     /// NodeClaims and nodes (NodePool, the v1alpha5 Provisioner).
     Provisioner(outrigger_provisioner::Args),
 
+    /// Why is this pod pending? The provisioner's solver, run on the
+    /// cluster as it is now: where the pod would go, or why it cannot go
+    /// anywhere (each node and each pool).
+    WhyPending(outrigger_provisioner::ExplainArgs),
+
     /// Print the CRDs Outrigger serves (Karpenter's NodePool, NodeClaim,
     /// Provisioner, EC2NodeClass, KWOKNodeClass), or write them to a
     /// directory, one file each.
@@ -65,6 +70,23 @@ fn crds(dir: Option<&std::path::Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// `outrigger why-pending`: a client of the cluster, no runtime (no admin
+/// server, no leader election).
+async fn why_pending(
+    runtime: &RuntimeArgs,
+    args: &outrigger_provisioner::ExplainArgs,
+) -> Result<(), String> {
+    outrigger_runtime::install_crypto_provider();
+    let client = outrigger_runtime::make_client(runtime)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = outrigger_provisioner::why_pending(client, args)
+        .await
+        .map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Command::Crds { dir } = &cli.command {
@@ -86,6 +108,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Command::WhyPending(args) = &cli.command {
+        return match rt.block_on(why_pending(&cli.runtime, args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = rt.block_on(async move {
         match cli.command {
             Command::MetricsServer(args) => {
@@ -102,7 +133,7 @@ fn main() -> std::process::ExitCode {
                 })
                 .await
             }
-            Command::Crds { .. } => Ok(()),
+            Command::WhyPending(_) | Command::Crds { .. } => Ok(()),
         }
     });
     match result {

@@ -9,6 +9,7 @@
 //! Ready. Nodes of pools with an empty TTL are deleted once empty for it,
 //! through the `karpenter.sh/termination` finalizer (cordon, evict, delete).
 
+mod explain;
 mod lifecycle;
 mod metrics;
 pub mod pools;
@@ -29,6 +30,8 @@ use kube::{
 };
 use outrigger_karpenter_api::{v1::NodeClaim, v1::NodePool, v1alpha5::Provisioner};
 use outrigger_runtime::{Runtime, events::Events};
+
+pub use explain::{ExplainArgs, ExplainError, why_pending};
 
 /// Flags of `outrigger provisioner` (Karpenter's settings where they exist).
 #[derive(clap::Args, Debug, Clone)]

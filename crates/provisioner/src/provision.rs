@@ -238,6 +238,117 @@ pub(crate) fn pool_usage<'a>(
     usage
 }
 
+/// Everything a solve looks at, however it was gathered (the watch caches,
+/// or lists for `outrigger why-pending`).
+pub(crate) struct World {
+    pub pods: Vec<Arc<Pod>>,
+    pub nodes: Vec<Arc<k8s_openapi::api::core::v1::Node>>,
+    /// By name, including claims created but not yet seen by the watch.
+    pub claims: BTreeMap<String, NodeClaim>,
+    pub daemonsets: Vec<Arc<k8s_openapi::api::apps::v1::DaemonSet>>,
+    /// Pools that may launch, by the API they came from.
+    pub pools: Vec<Pool>,
+    pub catalogue: Vec<model::InstanceType>,
+    pub kwok_idx: BTreeSet<usize>,
+    pub aws_idx: BTreeSet<usize>,
+    /// A pod to solve for even if kube-scheduler has not marked it
+    /// unschedulable (its uid).
+    pub also: Option<String>,
+}
+
+/// The solver's input, and the pods behind its pods.
+pub(crate) struct Snapshot {
+    pub problem: Problem,
+    /// `problem.pods[i]` is `batch[i]`.
+    pub batch: Vec<Arc<Pod>>,
+    /// Pending pods that could not be read, and why.
+    pub unreadable: Vec<(Arc<Pod>, String)>,
+}
+
+/// Pending pods, nodes with their pods (minus those being deleted),
+/// claims still launching as capacity, pools with their usage, daemonsets.
+pub(crate) fn snapshot(w: &World) -> Snapshot {
+    let mut batch: Vec<Arc<Pod>> = vec![];
+    let mut unreadable = vec![];
+    let mut problem = Problem::default();
+    for p in w.pods.iter().filter(|p| {
+        pods::is_provisionable(p)
+            || (w.also.is_some()
+                && p.metadata.uid == w.also
+                && p.spec.as_ref().is_some_and(|s| s.node_name.is_none()))
+    }) {
+        match pods::pod(p) {
+            Ok(m) => {
+                problem.pods.push(m);
+                batch.push(p.clone());
+            }
+            Err(e) => unreadable.push((p.clone(), e.to_string())),
+        }
+    }
+    let mut by_node: HashMap<String, Vec<model::Pod>> = HashMap::new();
+    for p in w.pods.iter().filter(|p| pods::is_active(p)) {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_ref())
+            && let Ok(m) = pods::pod(p)
+        {
+            by_node.entry(n.clone()).or_default().push(m);
+        }
+    }
+    let mut registered: BTreeSet<String> = BTreeSet::new();
+    for n in &w.nodes {
+        if n.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = n.name_any();
+        registered.insert(name.clone());
+        let pods = by_node.remove(&name).unwrap_or_default();
+        problem.nodes.push(pods::node(n, pods));
+    }
+    for c in w.claims.values() {
+        let node = c.status.as_ref().and_then(|s| s.node_name.clone());
+        if c.metadata.deletion_timestamp.is_some()
+            || node.as_ref().is_some_and(|n| registered.contains(n))
+        {
+            continue;
+        }
+        let t = provider_types(
+            &w.catalogue,
+            &w.kwok_idx,
+            &w.aws_idx,
+            &c.spec.node_class_ref,
+        );
+        problem.nodes.push(in_flight(c, t));
+    }
+    // Pool usage: the capacity of its claims (launched, or the largest
+    // they may become).
+    for pool in &w.pools {
+        let usage = pool_usage(
+            w.claims.values(),
+            &pool.model.name,
+            &w.catalogue,
+            &w.kwok_idx,
+            &w.aws_idx,
+        );
+        let mut m = pool.model.clone();
+        m.usage = usage;
+        m.instance_types = Some(match crate::provider::which(&pool.node_class) {
+            crate::provider::Which::Kwok => w.kwok_idx.clone(),
+            crate::provider::Which::Aws => w.aws_idx.clone(),
+        });
+        problem.pools.push(m);
+    }
+    problem.instance_types = w.catalogue.clone();
+    for ds in &w.daemonsets {
+        if let Ok(p) = pods::daemonset_pod(ds) {
+            problem.daemonsets.push(p);
+        }
+    }
+    Snapshot {
+        problem,
+        batch,
+        unreadable,
+    }
+}
+
 /// Snapshot, solve, create the claims.
 async fn provision(ctx: &Ctx) {
     let (catalogue, kwok_idx, aws_idx) = ctx.catalogue();
@@ -252,48 +363,6 @@ async fn provision(ctx: &Ctx) {
                 tracing::warn!(pool = %p.model.name, reason = %why, "the pool's node class is not ready")
             }
         }
-    }
-    let pools = usable;
-    let all_pods = ctx.pods.state();
-    let mut batch: Vec<Arc<Pod>> = vec![];
-    let mut problem = Problem::default();
-    for p in all_pods.iter().filter(|p| pods::is_provisionable(p)) {
-        match pods::pod(p) {
-            Ok(m) => {
-                problem.pods.push(m);
-                batch.push(p.clone());
-            }
-            Err(e) => {
-                ctx.events
-                    .warning(
-                        p.as_ref(),
-                        "FailedScheduling",
-                        "Provision",
-                        format!("Failed to read pod: {e}"),
-                    )
-                    .await;
-            }
-        }
-    }
-    ctx.metrics.pending_pods.set(problem.pods.len() as i64);
-    // Nodes with their pods; those being deleted or cordoned by us are left out.
-    let mut by_node: HashMap<String, Vec<model::Pod>> = HashMap::new();
-    for p in all_pods.iter().filter(|p| pods::is_active(p)) {
-        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_ref())
-            && let Ok(m) = pods::pod(p)
-        {
-            by_node.entry(n.clone()).or_default().push(m);
-        }
-    }
-    let mut registered: BTreeSet<String> = BTreeSet::new();
-    for n in ctx.nodes.state() {
-        if n.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let name = n.name_any();
-        registered.insert(name.clone());
-        let pods = by_node.remove(&name).unwrap_or_default();
-        problem.nodes.push(pods::node(&n, pods));
     }
     // Claims still launching (including ones created a moment ago that the
     // watch has not shown yet).
@@ -310,40 +379,34 @@ async fn provision(ctx: &Ctx) {
             claims.insert(c.name_any(), c.clone());
         }
     }
-    for c in claims.values() {
-        let node = c.status.as_ref().and_then(|s| s.node_name.clone());
-        if c.metadata.deletion_timestamp.is_some()
-            || node.as_ref().is_some_and(|n| registered.contains(n))
-        {
-            continue;
-        }
-        let t = provider_types(&catalogue, &kwok_idx, &aws_idx, &c.spec.node_class_ref);
-        problem.nodes.push(in_flight(c, t));
+    let world = World {
+        pods: ctx.pods.state(),
+        nodes: ctx.nodes.state(),
+        claims,
+        daemonsets: ctx.daemonsets.state(),
+        pools: usable,
+        catalogue,
+        kwok_idx,
+        aws_idx,
+        also: None,
+    };
+    let Snapshot {
+        problem,
+        batch,
+        unreadable,
+    } = snapshot(&world);
+    let pools = world.pools;
+    for (p, e) in unreadable {
+        ctx.events
+            .warning(
+                p.as_ref(),
+                "FailedScheduling",
+                "Provision",
+                format!("Failed to read pod: {e}"),
+            )
+            .await;
     }
-    // Pool usage: the capacity of its claims (launched, or the largest
-    // they may become).
-    for pool in &pools {
-        let usage = pool_usage(
-            claims.values(),
-            &pool.model.name,
-            &catalogue,
-            &kwok_idx,
-            &aws_idx,
-        );
-        let mut m = pool.model.clone();
-        m.usage = usage;
-        m.instance_types = Some(match crate::provider::which(&pool.node_class) {
-            crate::provider::Which::Kwok => kwok_idx.clone(),
-            crate::provider::Which::Aws => aws_idx.clone(),
-        });
-        problem.pools.push(m);
-    }
-    problem.instance_types = catalogue.clone();
-    for ds in ctx.daemonsets.state() {
-        if let Ok(p) = pods::daemonset_pod(&ds) {
-            problem.daemonsets.push(p);
-        }
-    }
+    ctx.metrics.pending_pods.set(problem.pods.len() as i64);
     tracing::info!(pods = problem.pods.len(), "found provisionable pod(s)");
     let start = Instant::now();
     let plan = solve(&problem);

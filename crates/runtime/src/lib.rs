@@ -18,7 +18,7 @@ mod runtime;
 pub mod shutdown;
 
 pub use admin::{AdminState, Readiness};
-pub use runtime::{Runtime, RuntimeArgs, RuntimeError};
+pub use runtime::{Runtime, RuntimeArgs, RuntimeError, make_client};
 
 /// Installs the process-wide rustls crypto provider (aws-lc-rs).
 ///

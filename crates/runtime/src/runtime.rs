@@ -94,7 +94,8 @@ pub struct Runtime {
     pub shutdown: CancellationToken,
 }
 
-async fn make_client(args: &RuntimeArgs) -> Result<Client, RuntimeError> {
+/// A client from `--kubeconfig`, else the usual places.
+pub async fn make_client(args: &RuntimeArgs) -> Result<Client, RuntimeError> {
     match &args.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)?;
