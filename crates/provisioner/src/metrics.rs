@@ -16,6 +16,7 @@ pub struct Metrics {
     pub launched: Family<Labels, Counter>,
     pub terminated: Family<Labels, Counter>,
     pub solve_seconds: Histogram,
+    pub batch_seconds: Histogram,
 }
 
 impl Metrics {
@@ -26,6 +27,7 @@ impl Metrics {
             launched: Family::default(),
             terminated: Family::default(),
             solve_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
         };
         admin.with_registry(|r| {
             r.register(
@@ -52,6 +54,11 @@ impl Metrics {
                 "karpenter_provisioner_scheduling_duration_seconds",
                 "Time to solve one batch of pending pods",
                 m.solve_seconds.clone(),
+            );
+            r.register(
+                "outrigger_provisioner_batch_to_nodeclaims_seconds",
+                "From a batch window closing to every NodeClaim of its plan created (snapshot, solve, creates)",
+                m.batch_seconds.clone(),
             );
         });
         m

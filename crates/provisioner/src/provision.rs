@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use k8s_openapi::{
     api::core::v1::Pod,
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
@@ -36,6 +37,8 @@ use crate::{
 
 /// Most instance types a NodeClaim lists (the cheapest ones).
 const MAX_TYPES: usize = 50;
+/// NodeClaims created at once.
+const CREATE_CONCURRENCY: usize = 16;
 
 fn pending(ctx: &Ctx) -> BTreeSet<String> {
     ctx.pods
@@ -351,6 +354,7 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
 
 /// Snapshot, solve, create the claims.
 async fn provision(ctx: &Ctx) {
+    let closed = Instant::now();
     let (catalogue, kwok_idx, aws_idx) = ctx.catalogue();
     let mut pools = pools(ctx).await;
     // A pool whose node class cannot launch (missing, provider not
@@ -437,17 +441,34 @@ async fn provision(ctx: &Ctx) {
         })
         .collect();
     *ctx.limited.lock().unwrap_or_else(|e| e.into_inner()) = limited;
-    let mut claim_names = vec![];
-    for c in &plan.claims {
-        let pool = &pools[c.pool];
-        match create_claim(ctx, &problem, pool, c).await {
-            Ok(name) => claim_names.push(Some(name)),
-            Err(e) => {
-                tracing::error!(error = %e, nodepool = %pool.model.name, "creating a nodeclaim");
-                claim_names.push(None);
+    // The claims are independent: create them a few at a time (in plan
+    // order, which the Nominated events below follow).
+    let claim_names: Vec<Option<String>> = futures::stream::iter(0..plan.claims.len())
+        .map(|i| {
+            let c = &plan.claims[i];
+            let pool = &pools[c.pool];
+            let problem = &problem;
+            async move {
+                match create_claim(ctx, problem, pool, c).await {
+                    Ok(name) => Some(name),
+                    Err(e) => {
+                        tracing::error!(error = %e, nodepool = %pool.model.name, "creating a nodeclaim");
+                        None
+                    }
+                }
             }
-        }
-    }
+        })
+        .buffered(CREATE_CONCURRENCY)
+        .collect()
+        .await;
+    let took = closed.elapsed();
+    ctx.metrics.batch_seconds.observe(took.as_secs_f64());
+    tracing::info!(
+        nodeclaims = claim_names.iter().flatten().count(),
+        pods = problem.pods.len(),
+        duration_ms = took.as_millis() as u64,
+        "created nodeclaim(s) for the batch"
+    );
     for (pod, target) in &plan.placements {
         let note = match target {
             Target::Claim(ci) => match &claim_names[*ci] {
