@@ -149,8 +149,9 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DE
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 if ! is_running moto; then
   require_free_port moto "$MOTO_PORT" MOTO_PORT
-  log "starting moto_server on $AWS_ENDPOINT_URL"
-  start_bg moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  # moto_server with the test environment's extension (testenv/aws/README.md).
+  log "starting moto_server (with testenv/aws/moto_ext.py) on $AWS_ENDPOINT_URL"
+  start_bg moto "$VENV/bin/python" "$TESTENV/aws/moto_ext.py" -H 127.0.0.1 -p "$MOTO_PORT"
 fi
 wait_for moto 30 curl -sf "$AWS_ENDPOINT_URL/moto-api/data.json"
 "$VENV/bin/python" "$TESTENV/aws/seed.py" --cluster "$CLUSTER_NAME" >"$STATE/aws-seed.json"

@@ -576,16 +576,27 @@ impl Aws {
                     && (code.contains("InsufficientInstanceCapacity")
                         || code.contains("UnfulfillableCapacity"))
                 {
-                    self.ice.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                        (
-                            o.instance_type()
-                                .map(|t| t.as_str().to_string())
-                                .unwrap_or_default(),
-                            o.availability_zone().unwrap_or("").to_string(),
-                            ct.to_string(),
-                        ),
-                        Instant::now(),
+                    let itype = o
+                        .instance_type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default();
+                    let zone = o.availability_zone().unwrap_or("").to_string();
+                    // Karpenter's line (it logs it at debug; info here, the
+                    // only trace of a fallback that then succeeds).
+                    tracing::info!(
+                        pool = %req.nodepool,
+                        nodeclaim = %req.claim,
+                        reason = code,
+                        "instance-type" = %itype,
+                        zone = %zone,
+                        "capacity-type" = ct,
+                        ttl = ?ICE_TTL,
+                        "removing offering from offerings"
                     );
+                    self.ice
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((itype, zone, ct.to_string()), Instant::now());
                 }
                 failures.push(format!("{code}: {}", e.error_message().unwrap_or("")));
             }

@@ -1,0 +1,69 @@
+//! The test environment's moto extensions (`testenv/aws/README.md`), for
+//! behaviours of AWS that moto lacks.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::TestEnv;
+
+const INSUFFICIENT_CAPACITY: &str = "/outrigger-ext/insufficient-capacity";
+
+/// Calls the insufficient-capacity endpoint: `POST` adds an entry, `DELETE`
+/// removes every entry the pattern covers, `GET` lists them. Returns the
+/// set afterwards.
+pub fn insufficient_capacity(env: &TestEnv, method: &str, pattern: &Value) -> Result<Vec<Value>> {
+    let url = format!(
+        "{}{INSUFFICIENT_CAPACITY}",
+        env.vars
+            .get("AWS_ENDPOINT_URL")
+            .context("AWS_ENDPOINT_URL is not in the environment's env file")?
+    );
+    let body = pattern.to_string();
+    let out = env.run(
+        "curl",
+        &[
+            "-sS",
+            "--fail-with-body",
+            "-X",
+            method,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            &url,
+        ],
+    )?;
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("{method} {url}: {out}"))?;
+    v["insufficientCapacity"]
+        .as_array()
+        .cloned()
+        .with_context(|| format!("{method} {url}: {out}"))
+}
+
+/// Offerings without capacity while it lives: EC2's CreateFleet (type
+/// `instant`) reports `InsufficientInstanceCapacity` for them. Dropping it
+/// removes what it added, also when the test fails.
+pub struct NoCapacity<'a> {
+    env: &'a TestEnv,
+    pattern: Value,
+}
+
+impl<'a> NoCapacity<'a> {
+    /// `pattern`: `{"instanceType", "zone", "capacityType"}`, each `"*"` or
+    /// left out for any. Use an instance type no concurrent test launches.
+    pub fn inject(env: &'a TestEnv, pattern: Value) -> Result<Self> {
+        insufficient_capacity(env, "POST", &pattern)?;
+        Ok(Self { env, pattern })
+    }
+}
+
+impl Drop for NoCapacity<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = insufficient_capacity(self.env, "DELETE", &self.pattern) {
+            eprintln!(
+                "clearing the injected insufficient capacity {}: {e:#}",
+                self.pattern
+            );
+        }
+    }
+}
