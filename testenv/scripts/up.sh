@@ -187,6 +187,9 @@ until [[ $(kc get nodes --no-headers 2>/dev/null | awk '$2=="Ready"' | wc -l) -g
   sleep 0.5
 done
 
+# --- EKS's daemonsets (aws-node, kube-proxy, ebs-csi-node) -------------------------
+kc apply -f "$TESTENV/manifests/eks-daemonsets.yaml" >/dev/null
+
 # --- Outrigger components ----------------------------------------------------------
 bash "$TESTENV/scripts/components.sh" up
 

@@ -358,8 +358,10 @@ async fn the_seeds_provisioner_launches_spot_instances_and_empties_after_30s() -
     let log = std::fs::read_to_string(env.state.join("logs/outrigger-provisioner.log"))?;
     let ours_log: Vec<&str> = log.lines().filter(|l| l.contains(&name)).collect();
     for needle in [
-        "Created node with 3 pods requesting",
-        "from types m6i.xlarge",
+        // The seed's line to the character: the environment runs EKS's
+        // daemonsets (testenv/manifests/eks-daemonsets.yaml), 155m/120Mi
+        // and 3 pods a node (in the JSON log, quotes are escaped).
+        r#"Created node with 3 pods requesting {\"cpu\":\"3155m\",\"memory\":\"120Mi\",\"pods\":\"6\"} from types m6i.xlarge"#,
         "Launched instance: ",
         "capacityType: spot",
         "Added TTL to empty node",
