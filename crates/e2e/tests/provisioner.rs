@@ -479,6 +479,7 @@ async fn a_pool_at_its_limit_launches_nothing_more_and_says_so() -> Result<()> {
         Some("2")
     );
     assert_eq!(status.resources.get("cpu").map(|q| q.0.as_str()), Some("8"));
+    assert_eq!(status.nodes, Some(2));
     for t in ["ValidationSucceeded", "NodeClassReady", "Ready"] {
         let c = pool_condition(&pools, &pool, t).await?;
         assert_eq!(c.map(|c| c.status), Some("True".into()), "{t}");

@@ -21,8 +21,35 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         v1::NodeClaim::crd(),
         v1alpha5::Provisioner::crd(),
         nodeclass::EC2NodeClass::crd(),
-        nodeclass::KWOKNodeClass::crd(),
+        kwok_node_class_crd(),
     ]
+}
+
+/// A KWOKNodeClass is Ready from the start (as upstream's CRD defaults its
+/// status): no cloud to resolve anything in.
+fn kwok_node_class_crd() -> CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON;
+    let mut crd = nodeclass::KWOKNodeClass::crd();
+    for v in &mut crd.spec.versions {
+        if let Some(status) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"))
+        {
+            status.default = Some(JSON(serde_json::json!({
+                "conditions": [{
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Ready",
+                    "message": "",
+                    "lastTransitionTime": "2024-01-01T01:01:01Z",
+                }]
+            })));
+        }
+    }
+    crd
 }
 
 /// The file a CRD is committed as: `<group>_<plural>.yaml`.

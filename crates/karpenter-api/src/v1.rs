@@ -40,7 +40,7 @@ pub struct NodeSelectorRequirementWithMinValues {
     pub key: String,
     pub operator: Operator,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50), inner(length(max = 63)))]
+    #[schemars(inner(length(max = 63)))]
     pub values: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 50))]
@@ -217,6 +217,13 @@ pub struct NodePoolStatus {
     /// Capacity of the pool's nodes (and `nodes`, their number).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, Quantity>,
+    /// How many nodes the pool has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<i64>,
+    /// The generation of the node class the pool's status was computed
+    /// against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_class_observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

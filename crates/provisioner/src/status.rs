@@ -312,6 +312,8 @@ struct PoolStatus<'a> {
     name: String,
     generation: Option<i64>,
     old_resources: &'a BTreeMap<String, Quantity>,
+    /// `status.nodes` (NodePools only; Provisioners have none).
+    old_nodes: Option<Option<i64>>,
     old_conditions: &'a [Condition],
     valid: Result<pools::Pool, String>,
 }
@@ -408,14 +410,16 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
             jiff::Timestamp::now(),
         )
         .ok();
-        if resources == *p.old_resources && list == p.old_conditions {
+        let nodes_changed = p.old_nodes.is_some_and(|n| n != Some(nodes as i64));
+        if resources == *p.old_resources && list == p.old_conditions && !nodes_changed {
             return None;
         }
         let event = (!reached.is_empty() && !was_reached).then_some(message);
-        Some((
-            serde_json::json!({ "resources": resources, "conditions": list }),
-            event,
-        ))
+        let mut status = serde_json::json!({ "resources": resources, "conditions": list });
+        if p.old_nodes.is_some() {
+            status["nodes"] = serde_json::json!(nodes);
+        }
+        Some((status, event))
     };
     let api: Api<NodePool> = Api::all(ctx.client.clone());
     for np in ctx.nodepools.state() {
@@ -425,6 +429,7 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
             name: np.name_any(),
             generation: np.metadata.generation,
             old_resources: &status.resources,
+            old_nodes: Some(status.nodes),
             old_conditions: &status.conditions,
             valid: pools::from_nodepool(&np).map_err(join),
         });
@@ -445,6 +450,7 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
             name: p.name_any(),
             generation: p.metadata.generation,
             old_resources: &status.resources,
+            old_nodes: None,
             old_conditions: &status.conditions,
             valid: pools::from_provisioner(&p).map_err(join),
         });
