@@ -142,6 +142,14 @@ async fn pending_pods_get_spot_nodes_that_go_when_empty() -> Result<()> {
         },
     )
     .await?;
+    // The same pool again gets new nodes. (Claims a batch created and that
+    // were deleted before any later batch ran once stayed capacity for
+    // ever; the provisioning benchmark's second round waited on them.)
+    deploys
+        .create(&PostParams::default(), &inflate(&pool, 3, "1")?)
+        .await?;
+    all_running(&pods, 3, Duration::from_secs(30)).await?;
+    deploys.delete("inflate", &DeleteParams::default()).await?;
     pools.delete(&pool, &DeleteParams::default()).await?;
     ns.cleanup().await?;
     eprintln!("20 pods running after {took:?}; nodes gone {gone_after:?} after the pods");

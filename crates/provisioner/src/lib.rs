@@ -106,7 +106,7 @@ pub(crate) struct Ctx {
     pub metrics: metrics::Metrics,
     /// Claims created but not yet seen by the watch (so the next solve
     /// counts them).
-    pub created: std::sync::Mutex<Vec<NodeClaim>>,
+    pub created: std::sync::Mutex<Vec<(std::time::Instant, NodeClaim)>>,
     /// Launches whose status the watch has not shown yet, by claim name.
     pub launched: std::sync::Mutex<std::collections::HashMap<String, provider::Launched>>,
     /// Pools whose limits kept pending pods from a node at the last solve:

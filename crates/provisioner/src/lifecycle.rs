@@ -367,6 +367,12 @@ async fn emptiness(
 async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
     let (kind, pool) = pool_field(claim);
     let name = claim.name_any();
+    // No longer capacity for the next batch, even if no batch ran since it
+    // was created.
+    ctx.created
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(_, c)| c.name_any() != name);
     let node_name = claim
         .status
         .as_ref()

@@ -37,6 +37,8 @@ use crate::{
 
 /// Most instance types a NodeClaim lists (the cheapest ones).
 const MAX_TYPES: usize = 50;
+/// How long a created NodeClaim the watch has not shown yet still counts.
+const CREATED_TTL: Duration = Duration::from_secs(30);
 /// NodeClaims created at once.
 const CREATE_CONCURRENCY: usize = 16;
 
@@ -377,9 +379,11 @@ async fn provision(ctx: &Ctx) {
         .map(|c| (c.name_any(), c.as_ref().clone()))
         .collect();
     {
+        // Until the watch shows them, and not for ever: a claim deleted
+        // before this batch ran is not capacity (termination drops it too).
         let mut created = ctx.created.lock().unwrap_or_else(|e| e.into_inner());
-        created.retain(|c| !claims.contains_key(&c.name_any()));
-        for c in created.iter() {
+        created.retain(|(at, c)| !claims.contains_key(&c.name_any()) && at.elapsed() < CREATED_TTL);
+        for (_, c) in created.iter() {
             claims.insert(c.name_any(), c.clone());
         }
     }
@@ -628,7 +632,7 @@ async fn create_claim(
     ctx.created
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(created);
+        .push((Instant::now(), created));
     ctx.metrics
         .created
         .get_or_create(&labels(&[
