@@ -164,6 +164,23 @@ fn affinity_term(t: &PodAffinityTerm) -> Result<model::PodAffinityTerm, String> 
     })
 }
 
+/// A pod already bound to a node, as that node's load: what it requests,
+/// its labels and ports count; how it chose the node does not (a
+/// daemonset's pod names its node through matchFields, which `pod` refuses
+/// for a pod still to place).
+pub fn bound_pod(p: &Pod) -> Result<model::Pod, String> {
+    match pod(p) {
+        Ok(m) => Ok(m),
+        Err(_) => {
+            let mut p = p.clone();
+            if let Some(a) = p.spec.as_mut().and_then(|s| s.affinity.as_mut()) {
+                a.node_affinity = None;
+            }
+            pod(&p)
+        }
+    }
+}
+
 /// Everything the solver needs of a pod. `Err` says what it could not
 /// read (the pod is then reported, not guessed at).
 pub fn pod(p: &Pod) -> Result<model::Pod, String> {
@@ -416,5 +433,25 @@ mod tests {
             "spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "lots"}}}]}
         }));
         assert!(pod(&bad).unwrap_err().contains("container a"));
+    }
+
+    #[test]
+    fn a_bound_daemonset_pod_is_load() {
+        let p = pod_json(serde_json::json!({
+            "metadata": {"name": "kube-proxy-x", "namespace": "kube-system",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "kube-proxy", "uid": "u", "controller": true}]},
+            "spec": {
+                "nodeName": "n1",
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+                ]}}},
+                "containers": [{"name": "kube-proxy", "resources": {"requests": {"cpu": "100m"}}}]
+            }
+        }));
+        // Not placeable as a new pod (a node name), but the node's load.
+        assert!(pod(&p).is_err());
+        let m = bound_pod(&p).unwrap();
+        assert_eq!(m.requests.cpu_millis, 100);
+        assert_eq!(m.requests.pods, 1);
     }
 }

@@ -293,7 +293,7 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
     let mut by_node: HashMap<String, Vec<model::Pod>> = HashMap::new();
     for p in w.pods.iter().filter(|p| pods::is_active(p)) {
         if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_ref())
-            && let Ok(m) = pods::pod(p)
+            && let Ok(m) = pods::bound_pod(p)
         {
             by_node.entry(n.clone()).or_default().push(m);
         }
