@@ -95,6 +95,8 @@ pub struct Instance {
     pub zone: String,
     pub capacity_type: String,
     pub private_dns: String,
+    /// Its `karpenter.sh/nodeclaim` tag.
+    pub claim: String,
 }
 
 impl Instance {
@@ -478,6 +480,12 @@ impl Aws {
         class: &NodeClass,
         req: &LaunchRequest,
     ) -> Result<Instance, AwsError> {
+        // A launch that got as far as EC2 but not back to the claim (the
+        // controller restarted) is not repeated: the claim's instance is
+        // found by its tag.
+        if let Some(i) = self.claim_instance(&req.claim).await? {
+            return Ok(i);
+        }
         let Resolved { subnets, template } = self.resolve(class, req).await?;
         let allows = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         let mut capacity_types = vec![];
@@ -647,6 +655,7 @@ impl Aws {
                     .map(|ip| self.private_dns(ip))
                     .or_else(|| inst.and_then(|i| i.private_dns_name()).map(str::to_string))
                     .unwrap_or_default(),
+                claim: req.claim.clone(),
             });
         }
         Err(AwsError::InsufficientCapacity(failures.join("; ")))
@@ -699,48 +708,94 @@ impl Aws {
         }
     }
 
-    /// Running instances tagged for this cluster by the provisioner:
-    /// (instance id, nodeclaim tag), for garbage collection.
-    pub async fn cluster_instances(&self) -> Result<Vec<(String, String)>, AwsError> {
-        let out = self
+    /// Live (pending or running) instances of the cluster's node claims
+    /// with these extra filters, every page.
+    async fn live_instances(&self, extra: Vec<Filter>) -> Result<Vec<Instance>, AwsError> {
+        let mut filters = vec![
+            Filter::builder()
+                .name(format!("tag:kubernetes.io/cluster/{}", self.cluster))
+                .values("owned")
+                .build(),
+            Filter::builder()
+                .name("tag-key")
+                .values("karpenter.sh/nodeclaim")
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        ];
+        filters.extend(extra);
+        let mut pages = self
             .ec2
             .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:kubernetes.io/cluster/{}", self.cluster))
-                    .values("owned")
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("tag-key")
-                    .values("karpenter.sh/nodeclaim")
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("pending")
-                    .values("running")
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(api("DescribeInstances"))?;
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| {
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        let mut out = vec![];
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(api("DescribeInstances"))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = i.instance_id() else { continue };
                 let claim = i
                     .tags()
                     .iter()
-                    .find(|t| t.key() == Some("karpenter.sh/nodeclaim"))?
-                    .value()?
+                    .find(|t| t.key() == Some("karpenter.sh/nodeclaim"))
+                    .and_then(|t| t.value())
+                    .unwrap_or("")
                     .to_string();
-                Some((i.instance_id()?.to_string(), claim))
-            })
+                out.push(Instance {
+                    id: id.to_string(),
+                    instance_type: i
+                        .instance_type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    zone: i
+                        .placement()
+                        .and_then(|p| p.availability_zone())
+                        .unwrap_or("")
+                        .to_string(),
+                    capacity_type: if i.instance_lifecycle().map(|l| l.as_str()) == Some("spot") {
+                        CAPACITY_SPOT.to_string()
+                    } else {
+                        CAPACITY_ON_DEMAND.to_string()
+                    },
+                    private_dns: i
+                        .private_ip_address()
+                        .map(|ip| self.private_dns(ip))
+                        .or_else(|| i.private_dns_name().map(str::to_string))
+                        .unwrap_or_default(),
+                    claim,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cluster's live node-claim instances: (instance id, its
+    /// `karpenter.sh/nodeclaim` tag).
+    pub async fn cluster_instances(&self) -> Result<Vec<(String, String)>, AwsError> {
+        Ok(self
+            .live_instances(vec![])
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i.claim))
             .collect())
+    }
+
+    /// The live instance launched for a claim, if there is one.
+    pub async fn claim_instance(&self, claim: &str) -> Result<Option<Instance>, AwsError> {
+        let mut found = self
+            .live_instances(vec![
+                Filter::builder()
+                    .name("tag:karpenter.sh/nodeclaim")
+                    .values(claim)
+                    .build(),
+            ])
+            .await?;
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found.into_iter().next())
     }
 }
 

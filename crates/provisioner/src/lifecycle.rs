@@ -613,7 +613,12 @@ pub async fn garbage_collect(ctx: Arc<Ctx>, stop: CancellationToken) {
     let Some(aws) = &ctx.aws else {
         return;
     };
+    // Since when each instance has had no claim, and each launched claim no
+    // instance; acted on after a grace period (EC2's lists are eventually
+    // consistent, and a launch may be between CreateFleet and its status).
     let mut orphans: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    let mut lost: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    const GRACE: Duration = Duration::from_secs(30);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -626,17 +631,37 @@ pub async fn garbage_collect(ctx: Arc<Ctx>, stop: CancellationToken) {
                 continue;
             }
         };
+        let claims = ctx.claims.state();
+        let instance_of = |c: &NodeClaim| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.provider_id.as_deref())
+                .and_then(|p| p.rsplit('/').next())
+                .map(str::to_string)
+        };
+        // An instance is an orphan when no claim has it as its instance and
+        // its own claim is gone or has launched another (a launch repeated
+        // across a restart); a claim still launching may yet adopt it.
         let mut seen = std::collections::HashSet::new();
-        for (id, claim) in instances {
-            if ctx.claims.find(|c| c.name_any() == claim).is_some() {
+        for (id, claim) in &instances {
+            if claims
+                .iter()
+                .any(|c| instance_of(c).as_deref() == Some(id.as_str()))
+            {
+                continue;
+            }
+            let adoptable = claims
+                .iter()
+                .any(|c| c.name_any() == *claim && instance_of(c).is_none());
+            if adoptable {
                 continue;
             }
             seen.insert(id.clone());
             let since = *orphans
                 .entry(id.clone())
                 .or_insert_with(std::time::Instant::now);
-            if since.elapsed() >= Duration::from_secs(30) {
-                match aws.aws.terminate(&id).await {
+            if since.elapsed() >= GRACE {
+                match aws.aws.terminate(id).await {
                     Ok(()) => {
                         tracing::info!(instance = %id, nodeclaim = %claim, "garbage collected an instance with no nodeclaim")
                     }
@@ -647,5 +672,34 @@ pub async fn garbage_collect(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         }
         orphans.retain(|id, _| seen.contains(id));
+        // A launched AWS claim whose instance is no longer live (terminated
+        // outside Outrigger, reclaimed spot) is deleted, and with it its node.
+        let mut missing = std::collections::HashSet::new();
+        let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+        for c in claims.iter().filter(|c| {
+            c.metadata.deletion_timestamp.is_none()
+                && crate::provider::which(&c.spec.node_class_ref) == crate::provider::Which::Aws
+        }) {
+            let Some(id) = instance_of(c) else { continue };
+            if instances.iter().any(|(i, _)| *i == id) {
+                continue;
+            }
+            let name = c.name_any();
+            missing.insert(name.clone());
+            let since = *lost
+                .entry(name.clone())
+                .or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= GRACE {
+                tracing::info!(nodeclaim = %name, instance = %id, "garbage collecting nodeclaim with no cloudprovider representation");
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => {
+                        tracing::warn!(nodeclaim = %name, error = %e, "deleting a nodeclaim whose instance is gone")
+                    }
+                }
+            }
+        }
+        lost.retain(|n, _| missing.contains(n));
     }
 }
