@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling crds clean
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning crds clean
 
 all: build
 
@@ -56,7 +56,7 @@ test-cluster:
 	exit $$rc
 
 ## bench: Outrigger against the upstream projects, side by side (see bench/RESULTS.md)
-bench: deps bench-scheduling
+bench: deps bench-scheduling bench-provisioning
 	@bash testenv/scripts/up.sh >/dev/null
 	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
@@ -65,6 +65,10 @@ bench: deps bench-scheduling
 crds:
 	@mkdir -p deploy/crds
 	@$(CARGO) run -q -p outrigger -- crds --dir deploy/crds
+
+## bench-provisioning: batch window closed -> NodeClaims created, 1,000 pods a round (local environment)
+bench-provisioning:
+	@bash bench/provisioning.sh
 
 ## bench-scheduling: the solver against Karpenter's, on Karpenter's benchmark shape (no cluster)
 bench-scheduling:

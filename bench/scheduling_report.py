@@ -7,7 +7,11 @@ and writes it into bench/RESULTS.md between the scheduling markers.
 import datetime
 import json
 import re
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import write_section  # noqa: E402
 
 work, kversion, cores, mem_gib, results = sys.argv[1:6]
 
@@ -98,13 +102,4 @@ out.append(
 )
 section = "\n".join(out)
 print(section)
-begin, end = "<!-- scheduling:begin -->", "<!-- scheduling:end -->"
-with open(results) as f:
-    text = f.read()
-block = f"{begin}\n{section}\n{end}"
-if begin in text and end in text:
-    text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-else:
-    text = text.rstrip() + "\n\n" + block + "\n"
-with open(results, "w") as f:
-    f.write(text)
+write_section(results, "scheduling", section)

@@ -9,9 +9,12 @@ use k8s_openapi::api::{
     core::v1::{Node, Pod},
 };
 use kube::{Api, api::ListParams};
-use outrigger_karpenter_api::v1::NodePool;
+use outrigger_karpenter_api::{
+    v1::{NodeClaim, NodePool},
+    v1alpha5::Provisioner,
+};
 
-use crate::eventually;
+use crate::{TestEnv, eventually};
 
 /// A v1 NodePool of spot kwok nodes of `types`, deleting empty nodes after
 /// `consolidate_after`, at most 1000 cpu.
@@ -88,4 +91,72 @@ pub async fn until_no_nodes(nodes: &Api<Node>, selector: &str, timeout: Duration
         Ok(nodes_of(nodes, selector).await?.is_empty().then_some(()))
     })
     .await
+}
+
+/// Waits until no `inflate` pod is left.
+pub async fn until_no_pods(pods: &Api<Pod>, timeout: Duration) -> Result<()> {
+    eventually("inflate pods gone", timeout, || async {
+        let left = pods
+            .list(&ListParams::default().labels("app=inflate"))
+            .await?
+            .items
+            .len();
+        Ok((left == 0).then_some(()))
+    })
+    .await
+}
+
+/// Waits for the first NodeClaim carrying `selector`.
+pub async fn first_claim(claims: &Api<NodeClaim>, selector: &str) -> Result<()> {
+    eventually("a first nodeclaim", Duration::from_secs(30), || async {
+        let n = claims
+            .list(&ListParams::default().labels(selector))
+            .await?
+            .items
+            .len();
+        Ok((n > 0).then_some(()))
+    })
+    .await
+}
+
+/// The walkthrough's Provisioner (`deploy/examples/seed-provisioner.yaml`)
+/// under another name.
+pub fn seed_provisioner(env: &TestEnv, name: &str) -> Result<Provisioner> {
+    let seed = std::fs::read_to_string(env.repo.join("deploy/examples/seed-provisioner.yaml"))?;
+    let mut p: Provisioner = serde_saphyr::from_str(&seed)?;
+    p.metadata.name = Some(name.to_string());
+    Ok(p)
+}
+
+/// `inflate` pinned to a v1alpha5 Provisioner, the seed's way.
+pub fn inflate_on_provisioner(name: &str, replicas: i32, cpu: &str) -> Result<Deployment> {
+    let mut d = inflate(name, replicas, cpu)?;
+    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        spec.node_selector = Some(
+            [(
+                "karpenter.sh/provisioner-name".to_string(),
+                name.to_string(),
+            )]
+            .into(),
+        );
+    }
+    Ok(d)
+}
+
+/// moto's instances of a pool (tag `karpenter.sh/nodepool`) in `states`
+/// (comma-separated), as the AWS CLI prints them.
+pub fn pool_instances(env: &TestEnv, pool: &str, states: &str) -> Result<Vec<serde_json::Value>> {
+    let out: serde_json::Value = serde_json::from_str(&env.aws(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        &format!("Name=tag:karpenter.sh/nodepool,Values={pool}"),
+        &format!("Name=instance-state-name,Values={states}"),
+    ])?)?;
+    Ok(out["Reservations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
+        .collect())
 }

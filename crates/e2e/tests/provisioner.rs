@@ -16,7 +16,10 @@ use kube::{
 };
 use outrigger_e2e::{
     TestNamespace, env, eventually,
-    karpenter::{all_running, inflate, nodepool, nodes_of},
+    karpenter::{
+        all_running, inflate, inflate_on_provisioner, nodepool, nodes_of, pool_instances,
+        seed_provisioner, until_no_nodes, until_no_pods,
+    },
 };
 use outrigger_karpenter_api::v1::{NodeClaim, NodePool};
 
@@ -240,18 +243,16 @@ async fn the_seeds_provisioner_launches_spot_instances_and_empties_after_30s() -
     let name = format!("e2e-seed-{}", std::process::id());
     let provisioners: Api<outrigger_karpenter_api::v1alpha5::Provisioner> =
         Api::all(client.clone());
-    let seed = std::fs::read_to_string(env.repo.join("deploy/examples/seed-provisioner.yaml"))?;
-    let mut p: outrigger_karpenter_api::v1alpha5::Provisioner = serde_saphyr::from_str(&seed)?;
-    p.metadata.name = Some(name.clone());
-    provisioners.create(&PostParams::default(), &p).await?;
-    let mut d = inflate(&name, 20, "1")?;
-    // The seed's way to pick a provisioner.
-    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-        spec.node_selector =
-            Some([("karpenter.sh/provisioner-name".to_string(), name.clone())].into());
-    }
+    provisioners
+        .create(&PostParams::default(), &seed_provisioner(env, &name)?)
+        .await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    deploys.create(&PostParams::default(), &d).await?;
+    deploys
+        .create(
+            &PostParams::default(),
+            &inflate_on_provisioner(&name, 20, "1")?,
+        )
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     all_running(&pods, 20, Duration::from_secs(30)).await?;
     let nodes: Api<Node> = Api::all(client.clone());
@@ -275,21 +276,7 @@ async fn the_seeds_provisioner_launches_spot_instances_and_empties_after_30s() -
         .iter()
         .filter_map(|s| s["SubnetId"].as_str().map(str::to_string))
         .collect();
-    let instances = |state: &str| -> Result<Vec<serde_json::Value>> {
-        let out: serde_json::Value = serde_json::from_str(&env.aws(&[
-            "ec2",
-            "describe-instances",
-            "--filters",
-            &format!("Name=tag:karpenter.sh/nodepool,Values={name}"),
-            &format!("Name=instance-state-name,Values={state}"),
-        ])?)?;
-        Ok(out["Reservations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
-            .collect())
-    };
+    let instances = |states: &str| pool_instances(env, &name, states);
     let running = instances("running")?;
     assert_eq!(running.len(), 7, "instances: {running:?}");
     for i in &running {
@@ -325,29 +312,9 @@ async fn the_seeds_provisioner_launches_spot_instances_and_empties_after_30s() -
     }
     deploys.delete("inflate", &DeleteParams::default()).await?;
     // The pods go first (grace period 0), then 30 s of emptiness.
-    eventually("inflate pods gone", Duration::from_secs(30), || async {
-        let left = pods
-            .list(&ListParams::default().labels("app=inflate"))
-            .await?
-            .items
-            .len();
-        Ok((left == 0).then_some(()))
-    })
-    .await?;
+    until_no_pods(&pods, Duration::from_secs(30)).await?;
     let empty = Instant::now();
-    eventually(
-        "the provisioner's nodes deleted",
-        Duration::from_secs(60),
-        || async {
-            let left = nodes
-                .list(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .len();
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
+    until_no_nodes(&nodes, &selector, Duration::from_secs(60)).await?;
     let after = empty.elapsed();
     assert!(
         after >= Duration::from_secs(25) && after <= Duration::from_secs(40),

@@ -18,7 +18,10 @@ use kube::{
 };
 use outrigger_e2e::{
     TestEnv, TestNamespace, env, eventually,
-    karpenter::{all_running, inflate},
+    karpenter::{
+        all_running, inflate_on_provisioner, pool_instances, seed_provisioner, until_no_nodes,
+        until_no_pods,
+    },
     moto::{NoCapacity, insufficient_capacity},
 };
 use outrigger_karpenter_api::{v1::NodeClaim, v1alpha5::Provisioner};
@@ -26,23 +29,6 @@ use serde_json::{Value, json};
 
 /// Only this test launches it.
 const TYPE: &str = "m6i.2xlarge";
-
-/// The pool's instances in `states` (comma-separated).
-fn instances(env: &TestEnv, pool: &str, states: &str) -> Result<Vec<Value>> {
-    let out: Value = serde_json::from_str(&env.aws(&[
-        "ec2",
-        "describe-instances",
-        "--filters",
-        &format!("Name=tag:karpenter.sh/nodepool,Values={pool}"),
-        &format!("Name=instance-state-name,Values={states}"),
-    ])?)?;
-    Ok(out["Reservations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
-        .collect())
-}
 
 /// Deletes the test's Provisioner (its NodeClaims, nodes and instances go
 /// with it) and namespace when the test ends, also when it fails; on success
@@ -94,9 +80,7 @@ async fn no_spot_capacity_falls_back_to_on_demand() -> Result<()> {
 
     // The seed's Provisioner (inline provider, demo discovery tags), with
     // both capacity types, one instance type and a short TTL.
-    let seed = std::fs::read_to_string(env.repo.join("deploy/examples/seed-provisioner.yaml"))?;
-    let mut p: Provisioner = serde_saphyr::from_str(&seed)?;
-    p.metadata.name = Some(name.clone());
+    let mut p = seed_provisioner(env, &name)?;
     p.spec.requirements = serde_json::from_value(json!([
         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]},
         {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [TYPE]}
@@ -105,13 +89,13 @@ async fn no_spot_capacity_falls_back_to_on_demand() -> Result<()> {
     let provisioners: Api<Provisioner> = Api::all(client.clone());
     provisioners.create(&PostParams::default(), &p).await?;
 
-    let mut d = inflate(&name, 3, "1")?;
-    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-        spec.node_selector =
-            Some([("karpenter.sh/provisioner-name".to_string(), name.clone())].into());
-    }
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    deploys.create(&PostParams::default(), &d).await?;
+    deploys
+        .create(
+            &PostParams::default(),
+            &inflate_on_provisioner(&name, 3, "1")?,
+        )
+        .await?;
     let started = Instant::now();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     all_running(&pods, 3, Duration::from_secs(60)).await?;
@@ -146,7 +130,7 @@ async fn no_spot_capacity_falls_back_to_on_demand() -> Result<()> {
             .map(String::as_str),
         Some("on-demand")
     );
-    let all = instances(
+    let all = pool_instances(
         env,
         &name,
         "pending,running,stopping,stopped,shutting-down,terminated",
@@ -226,29 +210,9 @@ async fn no_spot_capacity_falls_back_to_on_demand() -> Result<()> {
 
     // Empty: the node goes after 5 s, its instance is terminated.
     deploys.delete("inflate", &DeleteParams::default()).await?;
-    eventually("inflate pods gone", Duration::from_secs(30), || async {
-        let left = pods
-            .list(&ListParams::default().labels("app=inflate"))
-            .await?
-            .items
-            .len();
-        Ok((left == 0).then_some(()))
-    })
-    .await?;
+    until_no_pods(&pods, Duration::from_secs(30)).await?;
     let empty = Instant::now();
-    eventually(
-        "the provisioner's node deleted",
-        Duration::from_secs(30),
-        || async {
-            let left = nodes
-                .list(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .len();
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
+    until_no_nodes(&nodes, &selector, Duration::from_secs(30)).await?;
     let gone_after = empty.elapsed();
     if gone_after < Duration::from_secs(4) {
         bail!("the node was deleted {gone_after:?} after emptying, before the 5s TTL");
@@ -258,7 +222,7 @@ async fn no_spot_capacity_falls_back_to_on_demand() -> Result<()> {
         Duration::from_secs(20),
         || async {
             Ok(
-                instances(env, &name, "pending,running,stopping,stopped,shutting-down")?
+                pool_instances(env, &name, "pending,running,stopping,stopped,shutting-down")?
                     .is_empty()
                     .then_some(()),
             )

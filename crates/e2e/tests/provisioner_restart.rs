@@ -16,7 +16,10 @@ use kube::{
 };
 use outrigger_e2e::{
     TestNamespace, env, eventually,
-    karpenter::{all_running, inflate, nodepool, nodes_of, until_no_nodes},
+    karpenter::{
+        all_running, first_claim, inflate, inflate_on_provisioner, nodepool, nodes_of,
+        pool_instances, seed_provisioner, until_no_nodes,
+    },
 };
 use outrigger_karpenter_api::{
     v1::{NodeClaim, NodePool},
@@ -75,15 +78,7 @@ async fn a_killed_provisioner_resumes_without_leaks() -> Result<()> {
         .await?;
     // Kill it as soon as it has created the first claim.
     let claims: Api<NodeClaim> = Api::all(client.clone());
-    eventually("a first nodeclaim", Duration::from_secs(30), || async {
-        let n = claims
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
-            .len();
-        Ok((n > 0).then_some(()))
-    })
-    .await?;
+    first_claim(&claims, &selector).await?;
     kill_and_restart()?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     all_running(&pods, 20, Duration::from_secs(90)).await?;
@@ -140,45 +135,25 @@ async fn a_killed_provisioner_leaks_no_instance() -> Result<()> {
     let ns = TestNamespace::new(&client, "restart-aws").await?;
     let name = format!("e2e-restart-aws-{}", std::process::id());
     let provisioners: Api<Provisioner> = Api::all(client.clone());
-    let seed = std::fs::read_to_string(env.repo.join("deploy/examples/seed-provisioner.yaml"))?;
-    let mut p: Provisioner = serde_saphyr::from_str(&seed)?;
-    p.metadata.name = Some(name.clone());
+    let mut p = seed_provisioner(env, &name)?;
     p.spec.ttl_seconds_after_empty = Some(5);
     provisioners.create(&PostParams::default(), &p).await?;
-    let mut d = inflate(&name, 20, "1")?;
-    if let Some(spec) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-        spec.node_selector =
-            Some([("karpenter.sh/provisioner-name".to_string(), name.clone())].into());
-    }
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    deploys.create(&PostParams::default(), &d).await?;
+    deploys
+        .create(
+            &PostParams::default(),
+            &inflate_on_provisioner(&name, 20, "1")?,
+        )
+        .await?;
     let selector = format!("karpenter.sh/nodepool={name}");
     let claims: Api<NodeClaim> = Api::all(client.clone());
-    eventually("a first nodeclaim", Duration::from_secs(30), || async {
-        let n = claims
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
-            .len();
-        Ok((n > 0).then_some(()))
-    })
-    .await?;
+    first_claim(&claims, &selector).await?;
     kill_and_restart()?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     all_running(&pods, 20, Duration::from_secs(120)).await?;
     let instances = |states: &str| -> Result<Vec<(String, String)>> {
-        let out: serde_json::Value = serde_json::from_str(&env.aws(&[
-            "ec2",
-            "describe-instances",
-            "--filters",
-            &format!("Name=tag:karpenter.sh/nodepool,Values={name}"),
-            &format!("Name=instance-state-name,Values={states}"),
-        ])?)?;
-        Ok(out["Reservations"]
-            .as_array()
+        Ok(pool_instances(env, &name, states)?
             .into_iter()
-            .flatten()
-            .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
             .map(|i| {
                 let tag = i["Tags"]
                     .as_array()

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Benchmark: provisioning latency, from a batch window closing to every
+# NodeClaim of its plan created, for rounds of 1,000 pending pods on the
+# local environment (real kube-apiserver and kube-scheduler, kwok nodes).
+#
+#   bash bench/provisioning.sh                 # 5 rounds of 1000 pods, per window
+#   ROUNDS=3 PODS=500 WINDOWS="1s/10s" bash bench/provisioning.sh
+#
+# Outrigger's provisioner runs as a release build with the environment's
+# flags (the environment's debug one is stopped for the run and started
+# again after). Karpenter's own kwok controller (v1.12.1, from the Go module
+# proxy; bench/karpenter-kwok.sh) runs the same rounds after it, alone
+# against the same cluster, when it builds here. Both read their timings
+# from their own logs (bench/provisioning.py). Results go into
+# bench/RESULTS.md between the provisioning markers.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+source "$REPO/testenv/scripts/lib.sh"
+ROUNDS="${ROUNDS:-5}"
+PODS="${PODS:-1000}"
+WINDOWS="${WINDOWS:-1s/10s 3s/30s}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+WORK="$STATE/bench/provisioning"
+rm -rf "$WORK" && mkdir -p "$WORK"
+
+bash "$TESTENV/scripts/up.sh" >/dev/null
+source "$STATE/env"
+log "building outrigger (release)"
+(cd "$REPO" && cargo build -q --release -p outrigger)
+OUTRIGGER_RELEASE="$CARGO_TARGET_DIR/release/outrigger"
+
+POOL=bench-provisioning
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata: {name: $POOL}
+spec:
+  template:
+    spec:
+      nodeClassRef: {group: karpenter.kwok.sh, kind: KWOKNodeClass, name: default}
+      requirements:
+      - {key: kubernetes.io/arch, operator: In, values: [amd64]}
+      - {key: kubernetes.io/os, operator: In, values: [linux]}
+  disruption: {consolidationPolicy: WhenEmpty, consolidateAfter: 0s}
+YAML
+
+stop_pid() { # pid
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+wait_until() { # what timeout-seconds pid command...
+  local what="$1" deadline=$((SECONDS + $2)) pid="$3"; shift 3
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || die "$what exited during start"
+    (( SECONDS > deadline )) && die "$what not ready in time"
+    sleep 0.5
+  done
+}
+
+restore() {
+  [[ -n "${BENCH_PID:-}" ]] && stop_pid "$BENCH_PID"
+  kubectl delete nodepool "$POOL" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  bash "$TESTENV/scripts/components.sh" up >/dev/null 2>&1 || true
+}
+trap restore EXIT
+
+# The environment's provisioner steps aside (one provisioner at a time).
+if is_running outrigger-provisioner; then
+  stop_pid "$(cat "$PIDS/outrigger-provisioner.pid")"
+  rm -f "$PIDS/outrigger-provisioner.pid"
+fi
+kubectl -n kube-system delete lease outrigger-provisioner --ignore-not-found >/dev/null
+
+run_window() { # idle max: both programs, one after the other
+  local idle="$1" max="$2" tag="$1-$2"
+  export BATCH_IDLE_DURATION="$idle" BATCH_MAX_DURATION="$max"
+  log "outrigger, batch window $idle idle / $max max: $ROUNDS rounds of $PODS pods"
+  AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DEFAULT" \
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing OUTRIGGER_LOG_FORMAT=json \
+    "$OUTRIGGER_RELEASE" provisioner --kubeconfig "$STATE/provisioner.kubeconfig" \
+    --leader-elect-namespace kube-system --cluster-name "$CLUSTER_NAME" \
+    --providers kwok --kwok-kubelet-port "$KWOK_PORT" \
+    --admin-address "127.0.0.1:$PROVISIONER_ADMIN_PORT" >"$WORK/outrigger-$tag.log" 2>&1 &
+  BENCH_PID=$!
+  wait_until "outrigger provisioner (release)" 60 "$BENCH_PID" curl -sf "http://127.0.0.1:$PROVISIONER_ADMIN_PORT/readyz"
+  python3 "$REPO/bench/provisioning.py" --impl outrigger --log "$WORK/outrigger-$tag.log" \
+    --rounds "$ROUNDS" --pods "$PODS" --pool "$POOL" --namespace "bench-prov-o-$idle" | tee "$WORK/outrigger-$tag.jsonl"
+  echo "{\"vmhwm_kib\": $(awk '/VmHWM/ {print $2}' "/proc/$BENCH_PID/status")}" >"$WORK/outrigger-$tag-mem.json"
+  stop_pid "$BENCH_PID"
+  BENCH_PID=
+  # Karpenter's own controller (kwok provider), alone against the same cluster.
+  if [[ "$KARPENTER_BUILT" == 1 ]]; then
+    log "karpenter v1.12.1 (kwok), batch window $idle idle / $max max: $ROUNDS rounds of $PODS pods"
+    bash "$REPO/bench/karpenter-kwok.sh" run "$WORK/karpenter-$tag.log" &
+    BENCH_PID=$!
+    wait_until "karpenter's provisioner" 120 "$BENCH_PID" grep -q '"message":"Starting workers","controller":"provisioner"' "$WORK/karpenter-$tag.log"
+    python3 "$REPO/bench/provisioning.py" --impl karpenter --log "$WORK/karpenter-$tag.log" \
+      --rounds "$ROUNDS" --pods "$PODS" --pool "$POOL" --namespace "bench-prov-k-$idle" | tee "$WORK/karpenter-$tag.jsonl"
+    echo "{\"vmhwm_kib\": $(awk '/VmHWM/ {print $2}' "/proc/$BENCH_PID/status")}" >"$WORK/karpenter-$tag-mem.json"
+    stop_pid "$BENCH_PID"
+    BENCH_PID=
+  fi
+}
+
+KARPENTER_BUILT=0
+if bash "$REPO/bench/karpenter-kwok.sh" build; then
+  KARPENTER_BUILT=1
+else
+  log "Karpenter's kwok controller did not build; the table has Outrigger alone"
+fi
+# The default window (1 s idle, 10 s max): the pods arrive while the batch
+# closes, so the API server is busy with them during the creates. A 3 s idle
+# window: one batch of all the pods, against a quiet API server.
+for w in $WINDOWS; do
+  run_window "${w%/*}" "${w#*/}"
+done
+
+python3 "$REPO/bench/provisioning_report.py" "$WORK" "$ROUNDS" "$PODS" "$(nproc)" "$REPO/bench/RESULTS.md" $WINDOWS
+log "wrote bench/RESULTS.md (raw figures in $WORK)"
