@@ -160,3 +160,16 @@ pub fn pool_instances(env: &TestEnv, pool: &str, states: &str) -> Result<Vec<ser
         .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
         .collect())
 }
+
+/// Waits until none of a pool's instances is alive (any state short of
+/// terminated).
+pub async fn until_no_instances(env: &TestEnv, pool: &str, timeout: Duration) -> Result<()> {
+    eventually("every instance terminated", timeout, || async {
+        Ok(
+            pool_instances(env, pool, "pending,running,stopping,stopped,shutting-down")?
+                .is_empty()
+                .then_some(()),
+        )
+    })
+    .await
+}

@@ -18,7 +18,7 @@ use outrigger_e2e::{
     TestNamespace, env, eventually,
     karpenter::{
         all_running, inflate, inflate_on_provisioner, nodepool, nodes_of, pool_instances,
-        seed_provisioner, until_no_nodes, until_no_pods,
+        seed_provisioner, until_no_instances, until_no_nodes, until_no_pods,
     },
 };
 use outrigger_karpenter_api::v1::{NodeClaim, NodePool};
@@ -320,16 +320,7 @@ async fn the_seeds_provisioner_launches_spot_instances_and_empties_after_30s() -
         after >= Duration::from_secs(25) && after <= Duration::from_secs(40),
         "nodes deleted {after:?} after they emptied (want 30 s +- 5 s, plus the 1 s check)"
     );
-    eventually(
-        "every instance terminated",
-        Duration::from_secs(20),
-        || async {
-            Ok(instances("pending,running,stopping,stopped,shutting-down")?
-                .is_empty()
-                .then_some(()))
-        },
-    )
-    .await?;
+    until_no_instances(env, &name, Duration::from_secs(20)).await?;
     let log = std::fs::read_to_string(env.state.join("logs/outrigger-provisioner.log"))?;
     let ours_log: Vec<&str> = log.lines().filter(|l| l.contains(&name)).collect();
     for needle in [

@@ -17,10 +17,10 @@ use kube::{
     api::{DeleteParams, ListParams, PostParams},
 };
 use outrigger_e2e::{
-    TestEnv, TestNamespace, env, eventually,
+    TestEnv, TestNamespace, env,
     karpenter::{
-        all_running, inflate_on_provisioner, pool_instances, seed_provisioner, until_no_nodes,
-        until_no_pods,
+        all_running, inflate_on_provisioner, pool_instances, seed_provisioner, until_no_instances,
+        until_no_nodes, until_no_pods,
     },
     moto::{NoCapacity, insufficient_capacity},
 };
@@ -217,18 +217,7 @@ async fn no_spot_capacity_falls_back_to_on_demand() -> Result<()> {
     if gone_after < Duration::from_secs(4) {
         bail!("the node was deleted {gone_after:?} after emptying, before the 5s TTL");
     }
-    eventually(
-        "the instance terminated",
-        Duration::from_secs(20),
-        || async {
-            Ok(
-                pool_instances(env, &name, "pending,running,stopping,stopped,shutting-down")?
-                    .is_empty()
-                    .then_some(()),
-            )
-        },
-    )
-    .await?;
+    until_no_instances(env, &name, Duration::from_secs(20)).await?;
     provisioners.delete(&name, &DeleteParams::default()).await?;
     ns.cleanup().await.context("namespace cleanup")?;
     eprintln!(

@@ -18,7 +18,7 @@ use outrigger_e2e::{
     TestNamespace, env, eventually,
     karpenter::{
         all_running, first_claim, inflate, inflate_on_provisioner, nodepool, nodes_of,
-        pool_instances, seed_provisioner, until_no_nodes,
+        pool_instances, seed_provisioner, until_no_instances, until_no_nodes,
     },
 };
 use outrigger_karpenter_api::{
@@ -212,16 +212,7 @@ async fn a_killed_provisioner_leaks_no_instance() -> Result<()> {
     deploys.delete("inflate", &DeleteParams::default()).await?;
     let provisioner_nodes = format!("karpenter.sh/provisioner-name={name}");
     until_no_nodes(&nodes, &provisioner_nodes, Duration::from_secs(90)).await?;
-    eventually(
-        "every instance terminated",
-        Duration::from_secs(60),
-        || async {
-            Ok(instances("pending,running,stopping,stopped,shutting-down")?
-                .is_empty()
-                .then_some(()))
-        },
-    )
-    .await?;
+    until_no_instances(env, &name, Duration::from_secs(60)).await?;
     provisioners.delete(&name, &DeleteParams::default()).await?;
     ns.cleanup().await?;
     Ok(())
