@@ -319,8 +319,18 @@ struct PoolStatus<'a> {
 }
 
 async fn pools_status(ctx: &Ctx, found: &Found) {
-    let (catalogue, kwok_idx, aws_idx) = ctx.catalogue();
     let claims: Vec<Arc<NodeClaim>> = ctx.claims.state();
+    // The catalogue (a copy of every provider's types) is only needed for
+    // claims not launched yet, whose capacity is their largest type; this
+    // runs every few seconds, so it is not copied otherwise.
+    let (catalogue, kwok_idx, aws_idx) = if claims
+        .iter()
+        .any(|c| c.status.as_ref().is_none_or(|s| s.capacity.is_empty()))
+    {
+        ctx.catalogue()
+    } else {
+        Default::default()
+    };
     let limited = ctx
         .limited
         .lock()
