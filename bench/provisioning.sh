@@ -5,6 +5,8 @@
 #
 #   bash bench/provisioning.sh                 # 5 rounds of 1000 pods, per window
 #   ROUNDS=3 PODS=500 WINDOWS="1s/10s" bash bench/provisioning.sh
+#   KARPENTER=0 WINDOWS=3s/30s bash bench/provisioning.sh   # Outrigger alone
+#   OUTRIGGER_RELEASE=path/to/outrigger bash bench/provisioning.sh  # no build
 #
 # Outrigger's provisioner runs as a release build with the environment's
 # flags (the environment's debug one is stopped for the run and started
@@ -25,9 +27,11 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 
 bash "$TESTENV/scripts/up.sh" >/dev/null
 source "$STATE/env"
-log "building outrigger (release)"
-(cd "$REPO" && cargo build -q --release -p outrigger)
-OUTRIGGER_RELEASE="$CARGO_TARGET_DIR/release/outrigger"
+if [[ -z "${OUTRIGGER_RELEASE:-}" ]]; then
+  log "building outrigger (release)"
+  (cd "$REPO" && cargo build -q --release -p outrigger)
+  OUTRIGGER_RELEASE="$CARGO_TARGET_DIR/release/outrigger"
+fi
 
 POOL=bench-provisioning
 kubectl apply -f - >/dev/null <<YAML
@@ -105,7 +109,9 @@ run_window() { # idle max: both programs, one after the other
 }
 
 KARPENTER_BUILT=0
-if bash "$REPO/bench/karpenter-kwok.sh" build; then
+if [[ "${KARPENTER:-1}" == 0 ]]; then
+  log "KARPENTER=0: Outrigger alone"
+elif bash "$REPO/bench/karpenter-kwok.sh" build; then
   KARPENTER_BUILT=1
 else
   log "Karpenter's kwok controller did not build; the table has Outrigger alone"

@@ -228,7 +228,11 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
             .ready
             .check("aws", "instance types not discovered yet");
         loop {
-            match provider::Aws::new(client.clone(), &args.cluster_name).await {
+            let found = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = provider::Aws::new(client.clone(), &args.cluster_name) => r,
+            };
+            match found {
                 Ok(a) => {
                     aws_check.ok();
                     break Some(a);
@@ -265,6 +269,9 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         launched: std::sync::Mutex::new(Default::default()),
         limited: std::sync::Mutex::new(Default::default()),
     });
+    if stop.is_cancelled() {
+        return Ok(());
+    }
     tracing::info!(providers = ?ctx.args.providers, "provisioner started");
     let prov = tokio::spawn(provision::run(ctx.clone(), stop.clone()));
     let life = tokio::spawn(lifecycle::run(ctx.clone(), stop.clone()));

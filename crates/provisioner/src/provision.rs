@@ -73,7 +73,10 @@ pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         }
         // The batch window: closes after the idle duration without a new
-        // pod, or at the max duration.
+        // pod, or at the max duration. Meanwhile the client opens the
+        // connections the claims will be created on (HTTP/1.1: one request
+        // per connection at a time; a TLS handshake each when cold).
+        let warm = tokio::spawn(warm_connections(ctx.client.clone()));
         let start = Instant::now();
         let mut changed = start;
         loop {
@@ -92,6 +95,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
                 break;
             }
         }
+        let _ = warm.await;
         if seen.is_empty() {
             continue;
         }
@@ -109,6 +113,19 @@ pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
         waiting_logged = false;
         provision(&ctx).await;
         last = Some((seen, Instant::now()));
+    }
+}
+
+/// Opens up to [`CREATE_CONCURRENCY`] connections to the API server by
+/// making that many cheap requests at once (a one-item list served from the
+/// watch cache); the client keeps them idle for the creates that follow.
+async fn warm_connections(client: kube::Client) {
+    let api: Api<NodeClaim> = Api::all(client);
+    let lp = kube::api::ListParams::default().limit(1).match_any();
+    let results =
+        futures::future::join_all((0..CREATE_CONCURRENCY).map(|_| api.list_metadata(&lp))).await;
+    if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
+        tracing::debug!(error = %e, "warming the API connections");
     }
 }
 

@@ -90,9 +90,15 @@ pub(crate) fn class_problem(ctx: &Ctx, r: &NodeClassReference) -> Option<String>
 pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
     let mut found: Found = HashMap::new();
     loop {
-        discover(&ctx, &mut found).await;
-        node_classes(&ctx, &found).await;
-        pools_status(&ctx, &found).await;
+        let round = async {
+            discover(&ctx, &mut found).await;
+            node_classes(&ctx, &found).await;
+            pools_status(&ctx, &found).await;
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = round => {}
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(PERIOD) => {}

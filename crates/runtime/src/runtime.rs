@@ -7,6 +7,9 @@ use kube::Client;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::CancellationToken;
 
+/// How long a component's work has to return once told to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 use crate::{
     admin::AdminState,
     events::Events,
@@ -190,9 +193,25 @@ impl Runtime {
         };
         let mut handle = tokio::spawn(work(rt));
         let mut lost = false;
+        // Once asked to stop, the work gets a bounded time to finish what it
+        // is doing; a call that hangs must not keep a process that looks
+        // healthy but does nothing.
+        let overdue = {
+            let stop = work_stop.clone();
+            async move {
+                stop.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            }
+        };
+        tokio::pin!(overdue);
         let result = loop {
             tokio::select! {
                 r = &mut handle => break r,
+                _ = &mut overdue => {
+                    tracing::error!(component, grace_seconds = SHUTDOWN_GRACE.as_secs(), "work did not stop in time after shutdown was asked; aborting it");
+                    handle.abort();
+                    break Ok(Ok(()));
+                }
                 _ = async {
                     match leading_rx.as_mut() {
                         Some(rx) => { let _ = rx.wait_for(|l| !*l).await; }
