@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning crds clean
+.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb crds clean
 
 all: build
 
@@ -56,7 +56,7 @@ test-cluster:
 	exit $$rc
 
 ## bench: Outrigger against the upstream projects, side by side (see bench/RESULTS.md)
-bench: deps bench-scheduling bench-provisioning
+bench: deps bench-scheduling bench-provisioning bench-lb
 	@bash testenv/scripts/up.sh >/dev/null
 	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
@@ -69,6 +69,10 @@ crds:
 ## bench-provisioning: batch window closed -> NodeClaims created, 1,000 pods a round (local environment)
 bench-provisioning:
 	@bash bench/provisioning.sh
+
+## bench-lb: 200 Ingresses in 20 groups -> ALBs from nothing, time and ELBv2 calls (local environment)
+bench-lb:
+	@bash bench/lb.sh
 
 ## bench-scheduling: the solver against Karpenter's, on Karpenter's benchmark shape (no cluster)
 bench-scheduling:

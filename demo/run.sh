@@ -134,4 +134,43 @@ run aws ec2 describe-instances --filters Name=tag:karpenter.sh/nodepool,Values=d
 kubectl delete -f "$REPO/deploy/examples/seed-provisioner.yaml" >/dev/null
 kubectl delete namespace demo-karpenter --wait=false >/dev/null
 
+step "AWS Load Balancer Controller (outrigger load-balancer-controller): the walkthrough's nginx.yaml, unchanged"
+run kubectl create -f "$REPO/deploy/examples/nginx.yaml"
+for _ in $(seq 1 60); do
+  [[ -n $(kubectl get svc nginx-nlb -o jsonpath='{.status.loadBalancer.ingress[0].hostname}') ]] && break
+  sleep 0.5
+done
+run kubectl get svc
+NLB_DNS=$(kubectl get svc nginx-nlb -o jsonpath='{.status.loadBalancer.ingress[0].hostname}')
+run aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$NLB_DNS'].[LoadBalancerName,Type,Scheme,DNSName]" --output table
+NLB_ARN=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$NLB_DNS'].LoadBalancerArn" --output text)
+run aws elbv2 describe-listeners --load-balancer-arn "$NLB_ARN" --query 'Listeners[].[Protocol,Port]' --output table
+NLB_TG=$(aws elbv2 describe-target-groups --load-balancer-arn "$NLB_ARN" --query 'TargetGroups[0].TargetGroupArn' --output text)
+run aws elbv2 describe-target-groups --load-balancer-arn "$NLB_ARN" --query 'TargetGroups[].[TargetGroupName,TargetType,Protocol,Port]' --output table
+sleep 2
+run kubectl get pods -l app=nginx -o wide
+run aws elbv2 describe-target-health --target-group-arn "$NLB_TG" --query 'TargetHealthDescriptions[].Target.[Id,Port]' --output table
+run aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$NLB_ARN" \
+  --query "Attributes[?Key=='load_balancing.cross_zone.enabled']" --output table
+run kubectl delete -f "$REPO/deploy/examples/nginx.yaml"
+run aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$NLB_DNS'].LoadBalancerName" --output table
+
+step "AWS Load Balancer Controller: the walkthrough's game-2048.yaml, unchanged"
+run kubectl create -f "$REPO/deploy/examples/game-2048.yaml"
+for _ in $(seq 1 60); do
+  [[ -n $(kubectl -n game-2048 get ingress ingress-2048 -o jsonpath='{.status.loadBalancer.ingress[0].hostname}') ]] && break
+  sleep 0.5
+done
+run kubectl get ingress -n game-2048
+ALB_DNS=$(kubectl -n game-2048 get ingress ingress-2048 -o jsonpath='{.status.loadBalancer.ingress[0].hostname}')
+run aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$ALB_DNS'].[LoadBalancerName,Type,Scheme,DNSName]" --output table
+ALB_ARN=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$ALB_DNS'].LoadBalancerArn" --output text)
+ALB_LISTENER=$(aws elbv2 describe-listeners --load-balancer-arn "$ALB_ARN" --query 'Listeners[0].ListenerArn' --output text)
+run aws elbv2 describe-listeners --load-balancer-arn "$ALB_ARN" --query 'Listeners[].[Protocol,Port]' --output table
+run aws elbv2 describe-rules --listener-arn "$ALB_LISTENER" \
+  --query 'Rules[].[Priority,join(`,`,Conditions[].Values[]),Actions[0].Type]' --output table
+run kubectl delete -f "$REPO/deploy/examples/game-2048.yaml"
+echo "--- outrigger load-balancer-controller log (last lines) ---"
+tail -n 6 "${OUTRIGGER_STATE:-$REPO/.testenv}/logs/outrigger-load-balancer-controller.log"
+
 printf '\nThe environment keeps running: source %s/env to use it; make down stops it.\n' "${OUTRIGGER_STATE:-$REPO/.testenv}"

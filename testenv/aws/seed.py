@@ -4,7 +4,9 @@
 - region ap-southeast-1 (from AWS_REGION), the default VPC 172.31.0.0/16 that
   the walkthrough's nodes live in (ip-172-31-...), with one subnet in each of
   three zones, tagged ``karpenter.sh/discovery=<cluster>``,
-  ``kubernetes.io/cluster/<cluster>=owned`` and ``kubernetes.io/role/elb=1``;
+  ``kubernetes.io/cluster/<cluster>=owned`` and ``kubernetes.io/role/elb=1``,
+  and one private subnet in each zone tagged ``kubernetes.io/role/internal-elb=1``
+  and ``kubernetes.io/cluster/<cluster>=owned`` (internal load balancers);
 - a node security group tagged the same way;
 - the node IAM role and instance profile (``KarpenterNodeRole-<cluster>``,
   ``KarpenterNodeInstanceProfile-<cluster>``);
@@ -71,6 +73,24 @@ def main() -> int:
         }))
         subnets.append(sn_id)
 
+    # Private subnets, as eksctl makes them: internal load balancers go here.
+    private = []
+    for i, z in enumerate(ZONES):
+        zone = f"{a.region}{z}"
+        name = f"eksctl-{c}-cluster/SubnetPrivate{zone[-2:].upper()}"
+        found = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"]
+        if found:
+            sn_id = found[0]["SubnetId"]
+        else:
+            sn_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"172.31.{128 + i * 16}.0/20",
+                                      AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        ec2.create_tags(Resources=[sn_id], Tags=tag_list({
+            "Name": name,
+            "kubernetes.io/role/internal-elb": "1",
+            f"kubernetes.io/cluster/{c}": "owned",
+        }))
+        private.append(sn_id)
+
     sg_name = f"eks-cluster-sg-{c}"
     sgs = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [sg_name]}])["SecurityGroups"]
     if sgs:
@@ -124,7 +144,7 @@ def main() -> int:
                 "eks:nodegroup-name": ng,
             }.items()],
         )
-    print(json.dumps({"vpc": vpc_id, "subnets": subnets, "securityGroup": sg_id, "autoScalingGroup": asg_name}))
+    print(json.dumps({"vpc": vpc_id, "subnets": subnets, "privateSubnets": private, "securityGroup": sg_id, "autoScalingGroup": asg_name}))
     return 0
 
 

@@ -86,11 +86,28 @@ provisioner_up() {
     --cluster-name "$CLUSTER_NAME" --providers kwok,aws --kwok-kubelet-port "$KWOK_PORT"
 }
 
+load_balancer_controller_up() {
+  kc apply -f "$REPO/deploy/crds/" >/dev/null
+  for crd in ingressclassparams.elbv2.k8s.aws targetgroupbindings.elbv2.k8s.aws; do
+    kc wait --for=condition=Established --timeout=30s "crd/$crd" >/dev/null
+  done
+  kc apply -f "$REPO/deploy/load-balancer-controller/" >/dev/null
+  kc apply -f "$TESTENV/manifests/load-balancer-controller.yaml" >/dev/null
+  if ! is_running outrigger-load-balancer-controller; then
+    sa_kubeconfig outrigger-load-balancer-controller "$STATE/load-balancer-controller.kubeconfig"
+  fi
+  start_component load-balancer-controller "$LB_CONTROLLER_ADMIN_PORT" load-balancer-controller \
+    --kubeconfig "$STATE/load-balancer-controller.kubeconfig" \
+    --leader-elect-namespace kube-system \
+    --cluster-name "$CLUSTER_NAME"
+}
+
 case "${1:-up}" in
   up)
     bash "$TESTENV/scripts/build-outrigger.sh"
     metrics_server_up
     provisioner_up
+    load_balancer_controller_up
     ;;
   down)
     for f in "$PIDS"/outrigger-*.pid; do

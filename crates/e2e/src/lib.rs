@@ -5,6 +5,7 @@
 //! test its own namespace, labelled for cleanup, and deletes it afterwards.
 
 pub mod karpenter;
+pub mod lb;
 pub mod moto;
 
 use std::{

@@ -39,14 +39,20 @@ enum Command {
     /// NodeClaims and nodes (NodePool, the v1alpha5 Provisioner).
     Provisioner(outrigger_provisioner::Args),
 
+    /// Load balancers, AWS Load Balancer Controller-compatible: Services of
+    /// type LoadBalancer -> NLBs, Ingresses of class alb -> ALBs (one per
+    /// IngressGroup), TargetGroupBindings, through ELBv2.
+    LoadBalancerController(outrigger_lb_controller::Args),
+
     /// Why is this pod pending? The provisioner's solver, run on the
     /// cluster as it is now: where the pod would go, or why it cannot go
     /// anywhere (each node and each pool).
     WhyPending(outrigger_provisioner::ExplainArgs),
 
     /// Print the CRDs Outrigger serves (Karpenter's NodePool, NodeClaim,
-    /// Provisioner, EC2NodeClass, KWOKNodeClass), or write them to a
-    /// directory, one file each.
+    /// Provisioner, EC2NodeClass, KWOKNodeClass; the load balancer
+    /// controller's IngressClassParams and TargetGroupBinding), or write
+    /// them to a directory, one file each.
     Crds {
         /// Write `<group>_<plural>.yaml` files here instead of printing.
         #[arg(long)]
@@ -56,11 +62,19 @@ enum Command {
 
 /// `outrigger crds`: needs no cluster, so it runs before the runtime.
 fn crds(dir: Option<&std::path::Path>) -> Result<(), String> {
-    for crd in outrigger_karpenter_api::crds() {
-        let yaml = outrigger_karpenter_api::to_yaml(&crd).map_err(|e| e.to_string())?;
+    let karpenter = outrigger_karpenter_api::crds().into_iter().map(|crd| {
+        let yaml = outrigger_karpenter_api::to_yaml(&crd).map_err(|e| e.to_string());
+        (outrigger_karpenter_api::file_name(&crd), yaml)
+    });
+    let lb = outrigger_lb_api::crds().into_iter().map(|crd| {
+        let yaml = outrigger_lb_api::to_yaml(&crd).map_err(|e| e.to_string());
+        (outrigger_lb_api::file_name(&crd), yaml)
+    });
+    for (file, yaml) in karpenter.chain(lb) {
+        let yaml = yaml?;
         match dir {
             Some(d) => {
-                let path = d.join(outrigger_karpenter_api::file_name(&crd));
+                let path = d.join(file);
                 std::fs::write(&path, yaml)
                     .map_err(|e| format!("writing {}: {e}", path.display()))?;
             }
@@ -130,6 +144,12 @@ fn main() -> std::process::ExitCode {
             Command::Provisioner(args) => {
                 Runtime::run("provisioner", &cli.runtime, move |rt| {
                     outrigger_provisioner::run(rt, args)
+                })
+                .await
+            }
+            Command::LoadBalancerController(args) => {
+                Runtime::run("load-balancer-controller", &cli.runtime, move |rt| {
+                    outrigger_lb_controller::run(rt, args)
                 })
                 .await
             }

@@ -6,6 +6,11 @@
 //! per node class, CreateFleet (`instant`, one instance) over every candidate
 //! type and allowed zone, insufficient-capacity offerings kept out for 45 s,
 //! and TerminateInstances. `AWS_ENDPOINT_URL` points it at any EC2 endpoint.
+//!
+//! [`elb`] is the load balancer controller's side: ELBv2 load balancers,
+//! listeners, rules and target groups, and their EC2 security groups.
+
+pub mod elb;
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -1,0 +1,475 @@
+//! `outrigger load-balancer-controller`: the AWS Load Balancer Controller's
+//! job. Services of type LoadBalancer for the NLB class (or with the
+//! `aws-load-balancer-type: external` annotation) become network load
+//! balancers, Ingresses of class `alb` become application load balancers
+//! (one per IngressGroup), and TargetGroupBindings keep existing target
+//! groups filled, all through ELBv2.
+//!
+//! Events on watched objects are mapped to stacks (a Service, an
+//! IngressGroup) in a work queue; a worker builds the stack's desired model
+//! with `outrigger-lb-model` (pure), and `outrigger-provider-aws` makes AWS
+//! match it. Finalizers hold objects until their resources are gone; stacks
+//! tagged for this cluster with no object left are garbage-collected.
+
+mod queue;
+mod reconcile;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    core::v1::{Namespace, Node, Service},
+    discovery::v1::EndpointSlice,
+    networking::v1::{Ingress, IngressClass},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
+use outrigger_lb_api::v1beta1::{IngressClassParams, TargetGroupBinding};
+use outrigger_lb_model::model::StackId;
+use outrigger_provider_aws::elb::Elb;
+use outrigger_runtime::{Runtime, events::Events};
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
+
+pub use queue::Queue;
+
+/// Flags of `outrigger load-balancer-controller` (the AWS Load Balancer
+/// Controller's names where they exist).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The cluster's name: tags every resource, picks subnets.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "demo")]
+    pub cluster_name: String,
+    /// The IngressClass controller name and class this controller serves.
+    #[arg(long, default_value = "alb")]
+    pub ingress_class: String,
+    /// Services with this `spec.loadBalancerClass` are served.
+    #[arg(long, default_value = "service.k8s.aws/nlb")]
+    pub load_balancer_class: String,
+    /// Stacks reconciled at once.
+    #[arg(long = "max-concurrent-reconciles", default_value_t = 3)]
+    pub workers: usize,
+    /// Everything is listed again and every stack reconciled this often
+    /// (changes made outside the controller are undone).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub sync_period: Duration,
+}
+
+/// `10s`, `5m`, `1h`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{s:?}: a unit is needed (ms, s, m, h)"))?;
+    let n: u64 = n.parse().map_err(|_| format!("{s:?}: not a duration"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?}: unknown unit (ms, s, m, h)")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Elb(#[from] outrigger_provider_aws::elb::ElbError),
+}
+
+/// What the queue holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Stack(StackId),
+    Binding { namespace: String, name: String },
+}
+
+pub(crate) struct Metrics {
+    reconciles: prometheus_client::metrics::family::Family<Vec<(String, String)>, Counter>,
+    reconcile_seconds: Histogram,
+    aws_calls: prometheus_client::metrics::family::Family<Vec<(String, String)>, Gauge>,
+    queue_depth: Gauge,
+}
+
+pub(crate) struct Ctx {
+    pub client: Client,
+    pub events: Events,
+    pub elb: Elb,
+    pub cfg: outrigger_lb_model::Config,
+    pub services: Store<Service>,
+    pub slices: Store<EndpointSlice>,
+    pub ingresses: Store<Ingress>,
+    pub classes: Store<IngressClass>,
+    pub params: Store<IngressClassParams>,
+    pub nodes: Store<Node>,
+    pub namespaces: Store<Namespace>,
+    pub bindings: Store<TargetGroupBinding>,
+    pub queue: Arc<Queue<Key>>,
+    /// The group each Ingress was last seen in (by uid), so a move out of a
+    /// group reconciles the old one too.
+    pub last_group: Mutex<HashMap<String, StackId>>,
+    /// Node name -> what about it matters to instance targets.
+    pub node_seen: Mutex<HashMap<String, String>>,
+    pub(crate) metrics: Metrics,
+}
+
+type Trigger<K> = Box<dyn Fn(&Ctx, &K) + Send + Sync>;
+
+fn watch<K>(
+    api: Api<K>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> (Store<K>, tokio::sync::mpsc::UnboundedReceiver<Arc<K>>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                item = stream.next() => match item {
+                    Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o))) => {
+                        let _ = tx.send(Arc::new(o));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
+                    None => return,
+                },
+            }
+        }
+    });
+    (reader, rx)
+}
+
+fn forward<K: Send + Sync + 'static>(
+    ctx: Arc<Ctx>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Arc<K>>,
+    f: Trigger<K>,
+) {
+    tokio::spawn(async move {
+        while let Some(o) = rx.recv().await {
+            f(&ctx, &o);
+        }
+    });
+}
+
+impl Ctx {
+    /// Every stack there is an object for, and every Ingress stack still
+    /// holding a finalizer.
+    pub(crate) fn enqueue_all(&self) {
+        for s in self.services.state() {
+            self.queue.add(Key::Stack(StackId::Service {
+                namespace: s.namespace().unwrap_or_default(),
+                name: s.name_any(),
+            }));
+        }
+        for g in reconcile::groups(self) {
+            self.queue.add(Key::Stack(g.id.clone()));
+        }
+        for i in self.ingresses.state() {
+            for id in reconcile::finalized_groups(&i) {
+                self.queue.add(Key::Stack(id));
+            }
+        }
+        for b in self.bindings.state() {
+            self.queue.add(Key::Binding {
+                namespace: b.namespace().unwrap_or_default(),
+                name: b.name_any(),
+            });
+        }
+    }
+
+    /// The Service's stack and the groups of Ingresses that use it.
+    fn enqueue_service(&self, namespace: &str, name: &str) {
+        self.queue.add(Key::Stack(StackId::Service {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }));
+        for id in reconcile::groups_using(self, namespace, name) {
+            self.queue.add(Key::Stack(id));
+        }
+        for b in self.bindings.state() {
+            if b.namespace().as_deref() == Some(namespace) && b.spec.service_ref.name == name {
+                self.queue.add(Key::Binding {
+                    namespace: namespace.to_string(),
+                    name: b.name_any(),
+                });
+            }
+        }
+    }
+
+    fn enqueue_ingress(&self, ing: &Ingress) {
+        let uid = ing.uid().unwrap_or_default();
+        let now = reconcile::group_of(self, ing);
+        let before = {
+            let mut last = self.last_group.lock().unwrap_or_else(|e| e.into_inner());
+            match &now {
+                Some(id) => last.insert(uid, id.clone()),
+                None => last.remove(&uid),
+            }
+        };
+        for id in now
+            .into_iter()
+            .chain(before)
+            .chain(reconcile::finalized_groups(ing))
+        {
+            self.queue.add(Key::Stack(id));
+        }
+    }
+}
+
+/// Runs the controller until `rt.shutdown`.
+pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
+    let ready = rt
+        .admin
+        .ready
+        .check("caches", "watch caches not synced yet");
+    let client = rt.client.clone();
+    let stop = rt.shutdown.clone();
+    let (services, services_rx) = watch(Api::<Service>::all(client.clone()), stop.clone());
+    let (slices, slices_rx) = watch(Api::<EndpointSlice>::all(client.clone()), stop.clone());
+    let (ingresses, ingresses_rx) = watch(Api::<Ingress>::all(client.clone()), stop.clone());
+    let (classes, classes_rx) = watch(Api::<IngressClass>::all(client.clone()), stop.clone());
+    let (params, params_rx) = watch(Api::<IngressClassParams>::all(client.clone()), stop.clone());
+    let (nodes, nodes_rx) = watch(Api::<Node>::all(client.clone()), stop.clone());
+    let (namespaces, namespaces_rx) = watch(Api::<Namespace>::all(client.clone()), stop.clone());
+    let (bindings, bindings_rx) =
+        watch(Api::<TargetGroupBinding>::all(client.clone()), stop.clone());
+    let synced = async {
+        tokio::try_join!(
+            services.wait_until_ready(),
+            slices.wait_until_ready(),
+            ingresses.wait_until_ready(),
+            classes.wait_until_ready(),
+            params.wait_until_ready(),
+            nodes.wait_until_ready(),
+            namespaces.wait_until_ready(),
+            bindings.wait_until_ready(),
+        )
+    };
+    tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        r = synced => if r.is_err() {
+            tracing::warn!("a watch cache closed before it synced");
+            return Ok(());
+        },
+    }
+    let elb = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        e = Elb::new(&args.cluster_name) => e,
+    };
+    let metrics = Metrics {
+        reconciles: Default::default(),
+        reconcile_seconds: Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 14),
+        ),
+        aws_calls: Default::default(),
+        queue_depth: Gauge::default(),
+    };
+    rt.admin.with_registry(|r| {
+        r.register(
+            "outrigger_lb_reconciles",
+            "Stack reconciles by kind and result",
+            metrics.reconciles.clone(),
+        );
+        r.register(
+            "outrigger_lb_reconcile_seconds",
+            "Time to reconcile one stack",
+            metrics.reconcile_seconds.clone(),
+        );
+        r.register(
+            "outrigger_lb_aws_calls",
+            "AWS calls made since start, by service (elbv2, ec2)",
+            metrics.aws_calls.clone(),
+        );
+        r.register(
+            "outrigger_lb_queue_depth",
+            "Stacks waiting to be reconciled",
+            metrics.queue_depth.clone(),
+        );
+    });
+    let cfg = outrigger_lb_model::Config {
+        cluster_name: args.cluster_name.clone(),
+        ingress_class: args.ingress_class.clone(),
+        load_balancer_class: args.load_balancer_class.clone(),
+        ..Default::default()
+    };
+    let ctx = Arc::new(Ctx {
+        client,
+        events: rt.events.clone(),
+        elb,
+        cfg,
+        services,
+        slices,
+        ingresses,
+        classes,
+        params,
+        nodes,
+        namespaces,
+        bindings,
+        queue: Queue::new(Duration::from_millis(500), Duration::from_secs(300)),
+        last_group: Mutex::new(HashMap::new()),
+        node_seen: Mutex::new(HashMap::new()),
+        metrics,
+    });
+    forward(
+        ctx.clone(),
+        services_rx,
+        Box::new(|ctx, s: &Service| {
+            ctx.enqueue_service(&s.namespace().unwrap_or_default(), &s.name_any())
+        }),
+    );
+    forward(
+        ctx.clone(),
+        slices_rx,
+        Box::new(|ctx, s: &EndpointSlice| {
+            if let Some(svc) = s.labels().get("kubernetes.io/service-name") {
+                ctx.enqueue_service(&s.namespace().unwrap_or_default(), svc)
+            }
+        }),
+    );
+    forward(
+        ctx.clone(),
+        ingresses_rx,
+        Box::new(|ctx, i: &Ingress| ctx.enqueue_ingress(i)),
+    );
+    forward(
+        ctx.clone(),
+        classes_rx,
+        Box::new(|ctx, _: &IngressClass| ctx.enqueue_all()),
+    );
+    forward(
+        ctx.clone(),
+        params_rx,
+        Box::new(|ctx, _: &IngressClassParams| ctx.enqueue_all()),
+    );
+    forward(
+        ctx.clone(),
+        namespaces_rx,
+        Box::new(|ctx, _: &Namespace| {
+            for g in reconcile::groups(ctx) {
+                ctx.queue.add(Key::Stack(g.id.clone()));
+            }
+        }),
+    );
+    forward(
+        ctx.clone(),
+        nodes_rx,
+        Box::new(|ctx, n: &Node| {
+            // Instance targets follow nodes: only a change in what they use
+            // (existence, readiness, labels, provider ID) matters.
+            let key = reconcile::node_fingerprint(n);
+            let changed = {
+                let mut seen = ctx.node_seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.insert(n.name_any(), key.clone()).as_ref() != Some(&key)
+            };
+            if changed {
+                for id in reconcile::instance_stacks(ctx) {
+                    ctx.queue.add(Key::Stack(id));
+                }
+            }
+        }),
+    );
+    forward(
+        ctx.clone(),
+        bindings_rx,
+        Box::new(|ctx, b: &TargetGroupBinding| {
+            ctx.queue.add(Key::Binding {
+                namespace: b.namespace().unwrap_or_default(),
+                name: b.name_any(),
+            })
+        }),
+    );
+    ready.ok();
+    tracing::info!(cluster = %args.cluster_name, workers = args.workers, "load balancer controller started");
+    let mut tasks = vec![];
+    for _ in 0..args.workers.max(1) {
+        tasks.push(tokio::spawn(worker(ctx.clone(), stop.clone())));
+    }
+    tasks.push(tokio::spawn(reconcile::garbage_collect(
+        ctx.clone(),
+        stop.clone(),
+        args.sync_period,
+    )));
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn worker(ctx: Arc<Ctx>, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        let key = tokio::select! {
+            _ = stop.cancelled() => return,
+            k = ctx.queue.next() => k,
+        };
+        let start = std::time::Instant::now();
+        let (kind, result) = match &key {
+            Key::Stack(id @ StackId::Service { .. }) => {
+                ("service", reconcile::service(&ctx, id).await)
+            }
+            Key::Stack(id) => ("ingress", reconcile::ingress_group(&ctx, id).await),
+            Key::Binding { namespace, name } => (
+                "targetgroupbinding",
+                reconcile::binding(&ctx, namespace, name).await,
+            ),
+        };
+        ctx.metrics
+            .reconcile_seconds
+            .observe(start.elapsed().as_secs_f64());
+        for (service, n) in [("elbv2", ctx.elb.calls()), ("ec2", ctx.elb.ec2_calls())] {
+            ctx.metrics
+                .aws_calls
+                .get_or_create(&vec![("service".to_string(), service.to_string())])
+                .set(n as i64);
+        }
+        let ok = result.is_ok();
+        ctx.metrics
+            .reconciles
+            .get_or_create(&vec![
+                ("kind".to_string(), kind.to_string()),
+                (
+                    "result".to_string(),
+                    if ok { "success" } else { "error" }.to_string(),
+                ),
+            ])
+            .inc();
+        if let Err(e) = result {
+            tracing::warn!(key = ?key, error = %e, "reconcile failed; retrying");
+        }
+        ctx.queue.done(key, ok);
+        ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

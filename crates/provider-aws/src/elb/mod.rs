@@ -1,0 +1,1742 @@
+//! Load balancers through ELBv2, and their security groups through EC2: a
+//! [`Stack`] from `outrigger-lb-model` made real with the fewest calls.
+//!
+//! What exists is found by the ownership tags (`elbv2.k8s.aws/cluster`, the
+//! stack tag, the resource tag) in an inventory listed once and kept current
+//! by this process's own changes (it is the only writer, being the leader);
+//! a `NotFound` from ELBv2 or a periodic [`Elb::refresh`] lists it again.
+//! What a deploy last applied to a listener set, a target group's attributes
+//! or its targets is remembered, so an unchanged stack costs no calls.
+//! ELBv2 and EC2 calls are counted ([`Elb::calls`], [`Elb::ec2_calls`]).
+//! The SDK retries throttling and transient errors with backoff (10
+//! attempts, like the AWS Load Balancer Controller).
+
+mod convert;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag as Ec2Tag, TagSpecification,
+};
+use aws_sdk_elasticloadbalancingv2::{
+    self as elbv2,
+    error::ProvideErrorMetadata,
+    types::{
+        Certificate, IpAddressType as SdkIpType, LoadBalancerAttribute, LoadBalancerSchemeEnum,
+        LoadBalancerTypeEnum, Matcher, ProtocolEnum, SubnetMapping, Tag, TargetDescription,
+        TargetGroupAttribute, TargetGroupIpAddressTypeEnum, TargetTypeEnum,
+    },
+};
+use outrigger_lb_model::model::{
+    Action, Condition, Listener, LoadBalancerType, Protocol, SecurityGroup, SecurityGroupRule,
+    Stack, StackId, Subnets, TAG_CLUSTER, Target, TargetGroup,
+};
+
+pub use convert::{canonical_action, canonical_conditions};
+
+/// Most targets in one RegisterTargets / DeregisterTargets call.
+const TARGET_CHUNK: usize = 200;
+/// How long discovered subnets are reused.
+const SUBNET_TTL: Duration = Duration::from_secs(60);
+/// The resource tag value of a stack's load balancer.
+pub const RESOURCE_LOAD_BALANCER: &str = "LoadBalancer";
+/// The resource tag value of a stack's managed security group.
+pub const RESOURCE_MANAGED_SG: &str = "ManagedLBSecurityGroup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ElbError {
+    #[error("{op}: {code}: {message}")]
+    Api {
+        op: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "no subnet found for a {scheme} load balancer: tag subnets kubernetes.io/role/{role}=1 (or name them with the subnets annotation)"
+    )]
+    NoSubnets {
+        scheme: &'static str,
+        role: &'static str,
+    },
+    #[error("subnet {0} not found")]
+    SubnetNotFound(String),
+    #[error("security group {0} not found")]
+    SecurityGroupNotFound(String),
+    #[error("the subnets are in different VPCs")]
+    SeveralVpcs,
+    #[error("target group {0} is referenced by a rule but not part of the stack")]
+    UnknownTargetGroup(String),
+}
+
+impl ElbError {
+    /// An ELBv2 or EC2 error code (`TooManyRules`, `DependencyViolation`...).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ElbError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+fn api<E: ProvideErrorMetadata + std::fmt::Display>(
+    op: &'static str,
+) -> impl FnOnce(E) -> ElbError {
+    move |e| ElbError::Api {
+        op,
+        code: e.code().unwrap_or("Unknown").to_string(),
+        message: e
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
+            .chars()
+            .take(400)
+            .collect(),
+    }
+}
+
+fn not_found(e: &ElbError) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            "LoadBalancerNotFound"
+                | "TargetGroupNotFound"
+                | "ListenerNotFound"
+                | "RuleNotFound"
+                | "InvalidGroup.NotFound"
+        )
+    )
+}
+
+/// What a deploy made: the load balancer's DNS name and ARN, and each target
+/// group's ARN by its resource id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployed {
+    pub dns_name: String,
+    pub load_balancer_arn: String,
+    pub target_groups: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+struct LbInfo {
+    name: String,
+    dns_name: String,
+    kind: String,
+    scheme: String,
+    ip_address_type: String,
+    subnets: BTreeSet<String>,
+    security_groups: BTreeSet<String>,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+struct TgInfo {
+    name: String,
+    health: Vec<String>,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+struct SgInfo {
+    tags: BTreeMap<String, String>,
+    rules: BTreeSet<SecurityGroupRule>,
+}
+
+/// The cluster's load balancers, target groups and security groups.
+#[derive(Default)]
+struct Inventory {
+    loaded: bool,
+    lbs: BTreeMap<String, LbInfo>,
+    tgs: BTreeMap<String, TgInfo>,
+    sgs: BTreeMap<String, SgInfo>,
+}
+
+/// What was last applied, to skip calls for what did not change.
+#[derive(Default)]
+struct Applied {
+    /// Load balancer ARN -> its listeners and rules, resolved.
+    listeners: HashMap<String, String>,
+    /// Load balancer ARN -> its attributes.
+    lb_attributes: HashMap<String, BTreeMap<String, String>>,
+    /// Target group ARN -> its attributes.
+    tg_attributes: HashMap<String, BTreeMap<String, String>>,
+    /// Target group ARN -> its registered targets.
+    targets: HashMap<String, BTreeSet<Target>>,
+}
+
+#[derive(Clone, Debug)]
+struct SubnetInfo {
+    id: String,
+    zone: String,
+    vpc: String,
+}
+
+pub struct Elb {
+    elbv2: elbv2::Client,
+    ec2: aws_sdk_ec2::Client,
+    cluster: String,
+    inventory: Mutex<Inventory>,
+    applied: Mutex<Applied>,
+    subnets: Mutex<HashMap<&'static str, (Instant, Vec<SubnetInfo>)>>,
+    calls: AtomicU64,
+    ec2_calls: AtomicU64,
+}
+
+fn tags_map<'a>(
+    tags: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BTreeMap<String, String> {
+    tags.filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
+        .collect()
+}
+
+fn owned_by(tags: &BTreeMap<String, String>, id: &StackId, resource: &str) -> bool {
+    tags.get(id.tag_key()) == Some(&id.tag_value())
+        && tags.get(id.resource_tag_key()).map(String::as_str) == Some(resource)
+}
+
+fn in_stack(tags: &BTreeMap<String, String>, id: &StackId) -> bool {
+    tags.get(id.tag_key()) == Some(&id.tag_value())
+}
+
+fn health_key(tg: &TargetGroup) -> Vec<String> {
+    let h = &tg.health_check;
+    vec![
+        h.protocol.as_str().to_string(),
+        h.port.clone(),
+        h.path.clone().unwrap_or_default(),
+        h.interval_seconds.to_string(),
+        h.timeout_seconds.to_string(),
+        h.healthy_threshold.to_string(),
+        h.unhealthy_threshold.to_string(),
+        h.matcher.clone().unwrap_or_default(),
+    ]
+}
+
+fn health_key_of(t: &elbv2::types::TargetGroup) -> Vec<String> {
+    vec![
+        t.health_check_protocol()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        t.health_check_port().unwrap_or_default().to_string(),
+        t.health_check_path().unwrap_or_default().to_string(),
+        t.health_check_interval_seconds().unwrap_or(0).to_string(),
+        t.health_check_timeout_seconds().unwrap_or(0).to_string(),
+        t.healthy_threshold_count().unwrap_or(0).to_string(),
+        t.unhealthy_threshold_count().unwrap_or(0).to_string(),
+        t.matcher()
+            .and_then(|m| m.http_code().or(m.grpc_code()))
+            .unwrap_or_default()
+            .to_string(),
+    ]
+}
+
+fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// A listener as compared: everything but its ARN, target groups by ARN.
+#[derive(Debug, PartialEq)]
+struct ListenerKey {
+    protocol: String,
+    certificates: BTreeSet<String>,
+    ssl_policy: Option<String>,
+    alpn: Option<String>,
+    default_action: Option<Action>,
+}
+
+#[derive(Debug, PartialEq)]
+struct RuleKey {
+    conditions: Vec<Condition>,
+    action: Option<Action>,
+}
+
+impl Elb {
+    /// A client from the environment (region, credentials,
+    /// `AWS_ENDPOINT_URL`), retrying throttling and transient errors.
+    pub async fn new(cluster: &str) -> Self {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
+            .load()
+            .await;
+        Self {
+            elbv2: elbv2::Client::new(&conf),
+            ec2: aws_sdk_ec2::Client::new(&conf),
+            cluster: cluster.to_string(),
+            inventory: Mutex::new(Inventory::default()),
+            applied: Mutex::new(Applied::default()),
+            subnets: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
+            ec2_calls: AtomicU64::new(0),
+        }
+    }
+
+    /// ELBv2 calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// EC2 calls made so far (subnets, security groups).
+    pub fn ec2_calls(&self) -> u64 {
+        self.ec2_calls.load(Ordering::Relaxed)
+    }
+
+    fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn call_ec2(&self) {
+        self.ec2_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lists everything tagged for the cluster again and forgets what was
+    /// applied (a resync).
+    pub async fn refresh(&self) -> Result<(), ElbError> {
+        let inv = self.list().await?;
+        *self.inventory.lock().unwrap_or_else(|e| e.into_inner()) = inv;
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = Applied::default();
+        Ok(())
+    }
+
+    async fn ensure_inventory(&self) -> Result<(), ElbError> {
+        let loaded = self
+            .inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .loaded;
+        if !loaded {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    fn invalidate(&self) {
+        self.inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .loaded = false;
+    }
+
+    async fn tags_of(
+        &self,
+        arns: &[String],
+    ) -> Result<HashMap<String, BTreeMap<String, String>>, ElbError> {
+        let mut out = HashMap::new();
+        for chunk in arns.chunks(20) {
+            self.call();
+            let r = self
+                .elbv2
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(api("DescribeTags"))?;
+            for d in r.tag_descriptions() {
+                if let Some(arn) = d.resource_arn() {
+                    out.insert(
+                        arn.to_string(),
+                        tags_map(d.tags().iter().map(|t| (t.key(), t.value()))),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list(&self) -> Result<Inventory, ElbError> {
+        let mut inv = Inventory {
+            loaded: true,
+            ..Default::default()
+        };
+        let mut lbs = vec![];
+        let mut marker = None;
+        loop {
+            self.call();
+            let r = self
+                .elbv2
+                .describe_load_balancers()
+                .set_marker(marker)
+                .page_size(400)
+                .send()
+                .await
+                .map_err(api("DescribeLoadBalancers"))?;
+            lbs.extend(r.load_balancers().iter().cloned());
+            marker = r.next_marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        let arns: Vec<String> = lbs
+            .iter()
+            .filter_map(|l| l.load_balancer_arn().map(str::to_string))
+            .collect();
+        let tags = self.tags_of(&arns).await?;
+        for l in lbs {
+            let Some(arn) = l.load_balancer_arn() else {
+                continue;
+            };
+            let Some(t) = tags.get(arn) else { continue };
+            if t.get(TAG_CLUSTER) != Some(&self.cluster) {
+                continue;
+            }
+            inv.lbs.insert(
+                arn.to_string(),
+                LbInfo {
+                    name: l.load_balancer_name().unwrap_or_default().to_string(),
+                    dns_name: l.dns_name().unwrap_or_default().to_string(),
+                    kind: l
+                        .r#type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    scheme: l
+                        .scheme()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    ip_address_type: l
+                        .ip_address_type()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    subnets: l
+                        .availability_zones()
+                        .iter()
+                        .filter_map(|z| z.subnet_id().map(str::to_string))
+                        .collect(),
+                    security_groups: l.security_groups().iter().cloned().collect(),
+                    tags: t.clone(),
+                },
+            );
+        }
+        let mut tgs = vec![];
+        let mut marker = None;
+        loop {
+            self.call();
+            let r = self
+                .elbv2
+                .describe_target_groups()
+                .set_marker(marker)
+                .page_size(400)
+                .send()
+                .await
+                .map_err(api("DescribeTargetGroups"))?;
+            tgs.extend(r.target_groups().iter().cloned());
+            marker = r.next_marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        let arns: Vec<String> = tgs
+            .iter()
+            .filter_map(|t| t.target_group_arn().map(str::to_string))
+            .collect();
+        let tags = self.tags_of(&arns).await?;
+        for t in tgs {
+            let Some(arn) = t.target_group_arn() else {
+                continue;
+            };
+            let Some(tg_tags) = tags.get(arn) else {
+                continue;
+            };
+            if tg_tags.get(TAG_CLUSTER) != Some(&self.cluster) {
+                continue;
+            }
+            inv.tgs.insert(
+                arn.to_string(),
+                TgInfo {
+                    name: t.target_group_name().unwrap_or_default().to_string(),
+                    health: health_key_of(&t),
+                    tags: tg_tags.clone(),
+                },
+            );
+        }
+        self.call_ec2();
+        let r = self
+            .ec2
+            .describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_CLUSTER}"))
+                    .values(&self.cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(api("DescribeSecurityGroups"))?;
+        for g in r.security_groups() {
+            let Some(id) = g.group_id() else { continue };
+            inv.sgs.insert(
+                id.to_string(),
+                SgInfo {
+                    tags: tags_map(g.tags().iter().map(|t| (t.key(), t.value()))),
+                    rules: sg_rules(g.ip_permissions()),
+                },
+            );
+        }
+        Ok(inv)
+    }
+
+    /// The stacks that own something in AWS, by their stack tag (key,
+    /// value): for garbage collection.
+    pub async fn stacks(&self) -> Result<BTreeSet<(String, String)>, ElbError> {
+        self.ensure_inventory().await?;
+        let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = [
+            outrigger_lb_model::model::TAG_SERVICE_STACK,
+            outrigger_lb_model::model::TAG_INGRESS_STACK,
+        ];
+        let all = inv
+            .lbs
+            .values()
+            .map(|l| &l.tags)
+            .chain(inv.tgs.values().map(|t| &t.tags))
+            .chain(inv.sgs.values().map(|s| &s.tags));
+        let mut out = BTreeSet::new();
+        for tags in all {
+            for k in keys {
+                if let Some(v) = tags.get(k) {
+                    out.insert((k.to_string(), v.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes AWS match the stack; `targets` by target group resource id.
+    pub async fn deploy(
+        &self,
+        stack: &Stack,
+        targets: &BTreeMap<String, Vec<Target>>,
+    ) -> Result<Deployed, ElbError> {
+        self.ensure_inventory().await?;
+        let r = self.deploy_once(stack, targets).await;
+        if let Err(e) = &r
+            && not_found(e)
+        {
+            // Something changed behind our back: list again next time.
+            self.invalidate();
+        }
+        r
+    }
+
+    async fn deploy_once(
+        &self,
+        stack: &Stack,
+        targets: &BTreeMap<String, Vec<Target>>,
+    ) -> Result<Deployed, ElbError> {
+        let lb = &stack.load_balancer;
+        let subnets = self.subnets_for(stack).await?;
+        let vpc = subnets.first().map(|s| s.vpc.clone()).unwrap_or_default();
+        if subnets.iter().any(|s| s.vpc != vpc) {
+            return Err(ElbError::SeveralVpcs);
+        }
+        // Security groups: the managed one, and the ones named.
+        let mut security_groups = vec![];
+        if let Some(sg) = &stack.managed_security_group {
+            security_groups.push(self.ensure_security_group(&stack.id, sg, &vpc).await?);
+        }
+        if !lb.security_groups.is_empty() {
+            security_groups.extend(
+                self.resolve_security_groups(&lb.security_groups, &vpc)
+                    .await?,
+            );
+        }
+        // Target groups first: listeners point at them.
+        let mut tg_arns = BTreeMap::new();
+        for tg in &stack.target_groups {
+            let arn = self.ensure_target_group(&stack.id, tg, &vpc).await?;
+            tg_arns.insert(tg.resource_id.clone(), arn);
+        }
+        let (lb_arn, dns_name, created) = self
+            .ensure_load_balancer(stack, &subnets, &security_groups)
+            .await?;
+        self.ensure_listeners(&lb_arn, created, &stack.listeners, &tg_arns)
+            .await?;
+        for tg in &stack.target_groups {
+            let arn = &tg_arns[&tg.resource_id];
+            let want: BTreeSet<Target> = targets
+                .get(&tg.resource_id)
+                .map(|t| t.iter().cloned().collect())
+                .unwrap_or_default();
+            self.sync_targets(arn, &want).await?;
+        }
+        // Target groups of this stack no longer wanted, now that no rule
+        // points at them.
+        let stale: Vec<String> = {
+            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let keep: BTreeSet<&String> = tg_arns.values().collect();
+            inv.tgs
+                .iter()
+                .filter(|(arn, t)| in_stack(&t.tags, &stack.id) && !keep.contains(arn))
+                .map(|(arn, _)| arn.clone())
+                .collect()
+        };
+        for arn in stale {
+            self.delete_target_group(&arn).await?;
+        }
+        Ok(Deployed {
+            dns_name,
+            load_balancer_arn: lb_arn,
+            target_groups: tg_arns,
+        })
+    }
+
+    /// One subnet per zone: the ones named, or those tagged for the scheme's
+    /// role (and, when tagged for clusters, for this one).
+    async fn subnets_for(&self, stack: &Stack) -> Result<Vec<SubnetInfo>, ElbError> {
+        let lb = &stack.load_balancer;
+        match &lb.subnets {
+            Subnets::Named(names) => {
+                let (ids, tags): (Vec<&String>, Vec<&String>) =
+                    names.iter().partition(|n| n.starts_with("subnet-"));
+                let mut found = vec![];
+                if !ids.is_empty() {
+                    self.call_ec2();
+                    let r = self
+                        .ec2
+                        .describe_subnets()
+                        .set_subnet_ids(Some(ids.iter().map(|s| s.to_string()).collect()))
+                        .send()
+                        .await
+                        .map_err(api("DescribeSubnets"))?;
+                    found.extend(r.subnets().iter().filter_map(subnet_info));
+                    for id in &ids {
+                        if !found.iter().any(|s: &SubnetInfo| &s.id == *id) {
+                            return Err(ElbError::SubnetNotFound(id.to_string()));
+                        }
+                    }
+                }
+                if !tags.is_empty() {
+                    self.call_ec2();
+                    let r = self
+                        .ec2
+                        .describe_subnets()
+                        .filters(
+                            Filter::builder()
+                                .name("tag:Name")
+                                .set_values(Some(tags.iter().map(|s| s.to_string()).collect()))
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(api("DescribeSubnets"))?;
+                    let named: Vec<SubnetInfo> =
+                        r.subnets().iter().filter_map(subnet_info).collect();
+                    for n in &tags {
+                        if named.is_empty() {
+                            return Err(ElbError::SubnetNotFound(n.to_string()));
+                        }
+                    }
+                    found.extend(named);
+                }
+                Ok(found)
+            }
+            Subnets::Tagged(tags) => {
+                self.call_ec2();
+                let r = self
+                    .ec2
+                    .describe_subnets()
+                    .set_filters(Some(
+                        tags.iter()
+                            .map(|(k, v)| {
+                                Filter::builder()
+                                    .name(format!("tag:{k}"))
+                                    .set_values(Some(v.clone()))
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(api("DescribeSubnets"))?;
+                let found = one_per_zone(r.subnets().iter().filter_map(subnet_info));
+                if found.is_empty() {
+                    return Err(ElbError::SubnetNotFound(format!("tagged {tags:?}")));
+                }
+                Ok(found)
+            }
+            Subnets::Discover => {
+                let role = match lb.scheme {
+                    outrigger_lb_model::model::Scheme::InternetFacing => "elb",
+                    outrigger_lb_model::model::Scheme::Internal => "internal-elb",
+                };
+                if let Some((at, s)) = self
+                    .subnets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(role)
+                    && at.elapsed() < SUBNET_TTL
+                {
+                    return Ok(s.clone());
+                }
+                self.call_ec2();
+                let r = self
+                    .ec2
+                    .describe_subnets()
+                    .filters(
+                        Filter::builder()
+                            .name("tag-key")
+                            .values(format!("kubernetes.io/role/{role}"))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(api("DescribeSubnets"))?;
+                let cluster_tag = format!("kubernetes.io/cluster/{}", self.cluster);
+                let mut by_zone: BTreeMap<String, SubnetInfo> = BTreeMap::new();
+                for s in r.subnets() {
+                    let tags = tags_map(s.tags().iter().map(|t| (t.key(), t.value())));
+                    let value = tags.get(&format!("kubernetes.io/role/{role}"));
+                    if !matches!(value.map(String::as_str), Some("" | "1")) {
+                        continue;
+                    }
+                    // Tagged for some cluster: only for this one.
+                    let for_clusters = tags.keys().any(|k| k.starts_with("kubernetes.io/cluster/"));
+                    if for_clusters && !tags.contains_key(&cluster_tag) {
+                        continue;
+                    }
+                    if let Some(info) = subnet_info(s) {
+                        // One per zone: the first by ID, so the choice is stable.
+                        let keep = by_zone.get(&info.zone).is_none_or(|o| info.id < o.id);
+                        if keep {
+                            by_zone.insert(info.zone.clone(), info);
+                        }
+                    }
+                }
+                let found: Vec<SubnetInfo> = by_zone.into_values().collect();
+                if found.is_empty() {
+                    return Err(ElbError::NoSubnets {
+                        scheme: lb.scheme.as_str(),
+                        role,
+                    });
+                }
+                self.subnets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(role, (Instant::now(), found.clone()));
+                Ok(found)
+            }
+        }
+    }
+
+    async fn resolve_security_groups(
+        &self,
+        names: &[String],
+        vpc: &str,
+    ) -> Result<Vec<String>, ElbError> {
+        let (ids, named): (Vec<&String>, Vec<&String>) =
+            names.iter().partition(|n| n.starts_with("sg-"));
+        let mut out: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        if !named.is_empty() {
+            self.call_ec2();
+            let r = self
+                .ec2
+                .describe_security_groups()
+                .filters(
+                    Filter::builder()
+                        .name("tag:Name")
+                        .set_values(Some(named.iter().map(|s| s.to_string()).collect()))
+                        .build(),
+                )
+                .filters(Filter::builder().name("vpc-id").values(vpc).build())
+                .send()
+                .await
+                .map_err(api("DescribeSecurityGroups"))?;
+            for n in &named {
+                let hit = r.security_groups().iter().find(|g| {
+                    g.tags()
+                        .iter()
+                        .any(|t| t.key() == Some("Name") && t.value() == Some(n.as_str()))
+                });
+                match hit.and_then(|g| g.group_id()) {
+                    Some(id) => out.push(id.to_string()),
+                    None => return Err(ElbError::SecurityGroupNotFound(n.to_string())),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ensure_security_group(
+        &self,
+        id: &StackId,
+        sg: &SecurityGroup,
+        vpc: &str,
+    ) -> Result<String, ElbError> {
+        let existing = {
+            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            inv.sgs
+                .iter()
+                .find(|(_, s)| owned_by(&s.tags, id, RESOURCE_MANAGED_SG))
+                .map(|(gid, s)| (gid.clone(), s.rules.clone()))
+        };
+        let (gid, have) = match existing {
+            Some(x) => x,
+            None => {
+                self.call_ec2();
+                let r = self
+                    .ec2
+                    .create_security_group()
+                    .group_name(&sg.name)
+                    .description(&sg.description)
+                    .vpc_id(vpc)
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::SecurityGroup)
+                            .set_tags(Some(
+                                sg.tags
+                                    .iter()
+                                    .map(|(k, v)| Ec2Tag::builder().key(k).value(v).build())
+                                    .collect(),
+                            ))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(api("CreateSecurityGroup"))?;
+                let gid = r.group_id().unwrap_or_default().to_string();
+                tracing::info!(security_group = %gid, name = %sg.name, "created securityGroup");
+                self.inventory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .sgs
+                    .insert(
+                        gid.clone(),
+                        SgInfo {
+                            tags: sg.tags.clone(),
+                            rules: BTreeSet::new(),
+                        },
+                    );
+                (gid, BTreeSet::new())
+            }
+        };
+        let want: BTreeSet<SecurityGroupRule> = sg.ingress.iter().cloned().collect();
+        let add: Vec<&SecurityGroupRule> = want.difference(&have).collect();
+        let remove: Vec<&SecurityGroupRule> = have.difference(&want).collect();
+        if !add.is_empty() {
+            self.call_ec2();
+            self.ec2
+                .authorize_security_group_ingress()
+                .group_id(&gid)
+                .set_ip_permissions(Some(add.iter().map(|r| ip_permission(r)).collect()))
+                .send()
+                .await
+                .map_err(api("AuthorizeSecurityGroupIngress"))?;
+        }
+        if !remove.is_empty() {
+            self.call_ec2();
+            self.ec2
+                .revoke_security_group_ingress()
+                .group_id(&gid)
+                .set_ip_permissions(Some(remove.iter().map(|r| ip_permission(r)).collect()))
+                .send()
+                .await
+                .map_err(api("RevokeSecurityGroupIngress"))?;
+        }
+        if let Some(s) = self
+            .inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sgs
+            .get_mut(&gid)
+        {
+            s.rules = want;
+        }
+        Ok(gid)
+    }
+
+    async fn ensure_target_group(
+        &self,
+        id: &StackId,
+        tg: &TargetGroup,
+        vpc: &str,
+    ) -> Result<String, ElbError> {
+        let existing = {
+            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            inv.tgs
+                .iter()
+                .find(|(_, t)| owned_by(&t.tags, id, &tg.resource_id) && t.name == tg.name)
+                .map(|(arn, t)| (arn.clone(), t.health.clone()))
+        };
+        let hc = &tg.health_check;
+        let matcher = hc.matcher.as_ref().map(|m| {
+            if tg.protocol_version.as_deref() == Some("GRPC") {
+                Matcher::builder().grpc_code(m).build()
+            } else {
+                Matcher::builder().http_code(m).build()
+            }
+        });
+        let arn = match existing {
+            Some((arn, health)) => {
+                if health != health_key(tg) {
+                    self.call();
+                    self.elbv2
+                        .modify_target_group()
+                        .target_group_arn(&arn)
+                        .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
+                        .health_check_port(&hc.port)
+                        .set_health_check_path(hc.path.clone())
+                        .health_check_interval_seconds(hc.interval_seconds)
+                        .health_check_timeout_seconds(hc.timeout_seconds)
+                        .healthy_threshold_count(hc.healthy_threshold)
+                        .unhealthy_threshold_count(hc.unhealthy_threshold)
+                        .set_matcher(matcher)
+                        .send()
+                        .await
+                        .map_err(api("ModifyTargetGroup"))?;
+                    if let Some(t) = self
+                        .inventory
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .tgs
+                        .get_mut(&arn)
+                    {
+                        t.health = health_key(tg);
+                    }
+                }
+                arn
+            }
+            None => {
+                self.call();
+                let r = self
+                    .elbv2
+                    .create_target_group()
+                    .name(&tg.name)
+                    .protocol(ProtocolEnum::from(tg.protocol.as_str()))
+                    .set_protocol_version(tg.protocol_version.clone())
+                    .port(tg.port)
+                    .vpc_id(vpc)
+                    .target_type(TargetTypeEnum::from(tg.target_type.as_str()))
+                    .ip_address_type(TargetGroupIpAddressTypeEnum::from(
+                        match tg.ip_address_type {
+                            outrigger_lb_model::model::IpAddressType::Ipv4 => "ipv4",
+                            _ => "ipv6",
+                        },
+                    ))
+                    .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
+                    .health_check_port(&hc.port)
+                    .set_health_check_path(hc.path.clone())
+                    .health_check_interval_seconds(hc.interval_seconds)
+                    .health_check_timeout_seconds(hc.timeout_seconds)
+                    .healthy_threshold_count(hc.healthy_threshold)
+                    .unhealthy_threshold_count(hc.unhealthy_threshold)
+                    .set_matcher(matcher)
+                    .set_tags(Some(sdk_tags(&tg.tags)))
+                    .send()
+                    .await
+                    .map_err(api("CreateTargetGroup"))?;
+                let arn = r
+                    .target_groups()
+                    .first()
+                    .and_then(|t| t.target_group_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                tracing::info!(arn = %arn, name = %tg.name, "created targetGroup");
+                self.inventory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .tgs
+                    .insert(
+                        arn.clone(),
+                        TgInfo {
+                            name: tg.name.clone(),
+                            health: health_key(tg),
+                            tags: tg.tags.clone(),
+                        },
+                    );
+                arn
+            }
+        };
+        let done = self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tg_attributes
+            .get(&arn)
+            == Some(&tg.attributes);
+        if !done {
+            if !tg.attributes.is_empty() {
+                self.call();
+                self.elbv2
+                    .modify_target_group_attributes()
+                    .target_group_arn(&arn)
+                    .set_attributes(Some(
+                        tg.attributes
+                            .iter()
+                            .map(|(k, v)| TargetGroupAttribute::builder().key(k).value(v).build())
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(api("ModifyTargetGroupAttributes"))?;
+            }
+            self.applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tg_attributes
+                .insert(arn.clone(), tg.attributes.clone());
+        }
+        Ok(arn)
+    }
+
+    /// The load balancer's ARN, DNS name, and whether it was created now.
+    async fn ensure_load_balancer(
+        &self,
+        stack: &Stack,
+        subnets: &[SubnetInfo],
+        security_groups: &[String],
+    ) -> Result<(String, String, bool), ElbError> {
+        let lb = &stack.load_balancer;
+        let existing: Vec<(String, LbInfo)> = {
+            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            inv.lbs
+                .iter()
+                .filter(|(_, l)| owned_by(&l.tags, &stack.id, RESOURCE_LOAD_BALANCER))
+                .map(|(a, l)| (a.clone(), l.clone()))
+                .collect()
+        };
+        let mut current = None;
+        for (arn, info) in existing {
+            // What cannot change in place (name, type, scheme) makes a new
+            // load balancer; the old one goes.
+            if current.is_none()
+                && info.name == lb.name
+                && info.kind == lb.kind.as_str()
+                && info.scheme == lb.scheme.as_str()
+            {
+                current = Some((arn, info));
+            } else {
+                tracing::info!(arn = %arn, "deleting loadBalancer replaced by a new one");
+                self.delete_load_balancer(&arn).await?;
+            }
+        }
+        let subnet_ids: BTreeSet<String> = subnets.iter().map(|s| s.id.clone()).collect();
+        let sgs: BTreeSet<String> = security_groups.iter().cloned().collect();
+        let (arn, dns, created) = match current {
+            Some((arn, info)) => {
+                if lb.kind == LoadBalancerType::Application && info.subnets != subnet_ids {
+                    self.call();
+                    self.elbv2
+                        .set_subnets()
+                        .load_balancer_arn(&arn)
+                        .set_subnets(Some(subnet_ids.iter().cloned().collect()))
+                        .send()
+                        .await
+                        .map_err(api("SetSubnets"))?;
+                }
+                if !sgs.is_empty() && info.security_groups != sgs {
+                    self.call();
+                    self.elbv2
+                        .set_security_groups()
+                        .load_balancer_arn(&arn)
+                        .set_security_groups(Some(sgs.iter().cloned().collect()))
+                        .send()
+                        .await
+                        .map_err(api("SetSecurityGroups"))?;
+                }
+                if info.ip_address_type != lb.ip_address_type.as_str() {
+                    self.call();
+                    self.elbv2
+                        .set_ip_address_type()
+                        .load_balancer_arn(&arn)
+                        .ip_address_type(SdkIpType::from(lb.ip_address_type.as_str()))
+                        .send()
+                        .await
+                        .map_err(api("SetIpAddressType"))?;
+                }
+                if let Some(l) = self
+                    .inventory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .lbs
+                    .get_mut(&arn)
+                {
+                    l.subnets = subnet_ids.clone();
+                    if !sgs.is_empty() {
+                        l.security_groups = sgs.clone();
+                    }
+                    l.ip_address_type = lb.ip_address_type.as_str().to_string();
+                }
+                (arn, info.dns_name, false)
+            }
+            None => {
+                let mut req = self
+                    .elbv2
+                    .create_load_balancer()
+                    .name(&lb.name)
+                    .r#type(LoadBalancerTypeEnum::from(lb.kind.as_str()))
+                    .scheme(LoadBalancerSchemeEnum::from(lb.scheme.as_str()))
+                    .ip_address_type(SdkIpType::from(lb.ip_address_type.as_str()))
+                    .set_tags(Some(sdk_tags(&lb.tags)));
+                if !sgs.is_empty() {
+                    req = req.set_security_groups(Some(sgs.iter().cloned().collect()));
+                }
+                if lb.eip_allocations.is_empty() && lb.private_ipv4_addresses.is_empty() {
+                    req = req.set_subnets(Some(subnets.iter().map(|s| s.id.clone()).collect()));
+                } else {
+                    let mappings = subnets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            SubnetMapping::builder()
+                                .subnet_id(&s.id)
+                                .set_allocation_id(lb.eip_allocations.get(i).cloned())
+                                .set_private_ipv4_address(lb.private_ipv4_addresses.get(i).cloned())
+                                .build()
+                        })
+                        .collect();
+                    req = req.set_subnet_mappings(Some(mappings));
+                }
+                self.call();
+                let r = req.send().await.map_err(api("CreateLoadBalancer"))?;
+                let l = r.load_balancers().first();
+                let arn = l
+                    .and_then(|l| l.load_balancer_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                let dns = l.and_then(|l| l.dns_name()).unwrap_or_default().to_string();
+                tracing::info!(arn = %arn, name = %lb.name, dns_name = %dns, "created loadBalancer");
+                self.inventory
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .lbs
+                    .insert(
+                        arn.clone(),
+                        LbInfo {
+                            name: lb.name.clone(),
+                            dns_name: dns.clone(),
+                            kind: lb.kind.as_str().to_string(),
+                            scheme: lb.scheme.as_str().to_string(),
+                            ip_address_type: lb.ip_address_type.as_str().to_string(),
+                            subnets: subnet_ids,
+                            security_groups: sgs,
+                            tags: lb.tags.clone(),
+                        },
+                    );
+                (arn, dns, true)
+            }
+        };
+        let done = self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lb_attributes
+            .get(&arn)
+            == Some(&lb.attributes);
+        if !done {
+            if !lb.attributes.is_empty() {
+                self.call();
+                self.elbv2
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(&arn)
+                    .set_attributes(Some(
+                        lb.attributes
+                            .iter()
+                            .map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build())
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(api("ModifyLoadBalancerAttributes"))?;
+            }
+            self.applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .lb_attributes
+                .insert(arn.clone(), lb.attributes.clone());
+        }
+        Ok((arn, dns, created))
+    }
+
+    async fn ensure_listeners(
+        &self,
+        lb_arn: &str,
+        created: bool,
+        listeners: &[Listener],
+        tg_arns: &BTreeMap<String, String>,
+    ) -> Result<(), ElbError> {
+        // Resolve every action first: a rule naming a group the stack does
+        // not have is a model error, not something to half-apply.
+        let mut resolved = vec![];
+        for l in listeners {
+            let default = convert::resolve(&l.default_action, tg_arns)
+                .ok_or_else(|| ElbError::UnknownTargetGroup(format!("{:?}", l.default_action)))?;
+            let mut rules = vec![];
+            for r in &l.rules {
+                let a = convert::resolve(&r.action, tg_arns)
+                    .ok_or_else(|| ElbError::UnknownTargetGroup(format!("{:?}", r.action)))?;
+                rules.push((r.priority, canonical_conditions(r.conditions.clone()), a));
+            }
+            resolved.push((l, default, rules));
+        }
+        let fingerprint = format!("{resolved:?}");
+        if self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .listeners
+            .get(lb_arn)
+            == Some(&fingerprint)
+        {
+            return Ok(());
+        }
+        let mut actual: BTreeMap<i32, (String, ListenerKey)> = BTreeMap::new();
+        if !created {
+            self.call();
+            let r = self
+                .elbv2
+                .describe_listeners()
+                .load_balancer_arn(lb_arn)
+                .send()
+                .await
+                .map_err(api("DescribeListeners"))?;
+            for l in r.listeners() {
+                let (Some(arn), Some(port)) = (l.listener_arn(), l.port()) else {
+                    continue;
+                };
+                actual.insert(
+                    port,
+                    (
+                        arn.to_string(),
+                        ListenerKey {
+                            protocol: l
+                                .protocol()
+                                .map(|p| p.as_str().to_string())
+                                .unwrap_or_default(),
+                            certificates: l
+                                .certificates()
+                                .iter()
+                                .filter_map(|c| c.certificate_arn().map(str::to_string))
+                                .collect(),
+                            ssl_policy: l.ssl_policy().map(str::to_string),
+                            alpn: l.alpn_policy().first().cloned(),
+                            default_action: l
+                                .default_actions()
+                                .first()
+                                .and_then(convert::from_sdk_action),
+                        },
+                    ),
+                );
+            }
+        }
+        let wanted_ports: BTreeSet<i32> = listeners.iter().map(|l| l.port).collect();
+        for (l, default, rules) in &resolved {
+            let tls = matches!(l.protocol, Protocol::Tls | Protocol::Https);
+            let key = ListenerKey {
+                protocol: l.protocol.as_str().to_string(),
+                certificates: l.certificates.iter().cloned().collect(),
+                ssl_policy: if tls { l.ssl_policy.clone() } else { None },
+                alpn: l.alpn_policy.clone(),
+                default_action: Some(default.clone()),
+            };
+            let certs: Option<Vec<Certificate>> = (!l.certificates.is_empty()).then(|| {
+                // The first certificate is the listener's default.
+                vec![
+                    Certificate::builder()
+                        .certificate_arn(&l.certificates[0])
+                        .build(),
+                ]
+            });
+            let listener_arn = match actual.get(&l.port) {
+                Some((arn, have)) => {
+                    let mut have_cmp = ListenerKey {
+                        protocol: have.protocol.clone(),
+                        certificates: have.certificates.clone(),
+                        ssl_policy: if tls { have.ssl_policy.clone() } else { None },
+                        alpn: have.alpn.clone(),
+                        default_action: have.default_action.clone(),
+                    };
+                    if l.certificates.len() > 1 {
+                        // Extra certificates are listed apart from the default.
+                        have_cmp.certificates = self.listener_certificates(arn).await?;
+                    }
+                    if have_cmp != key {
+                        self.call();
+                        self.elbv2
+                            .modify_listener()
+                            .listener_arn(arn)
+                            .protocol(ProtocolEnum::from(l.protocol.as_str()))
+                            .port(l.port)
+                            .set_certificates(certs)
+                            .set_ssl_policy(key.ssl_policy.clone())
+                            .set_alpn_policy(l.alpn_policy.clone().map(|a| vec![a]))
+                            .default_actions(convert::to_sdk_action(default))
+                            .send()
+                            .await
+                            .map_err(api("ModifyListener"))?;
+                    }
+                    arn.clone()
+                }
+                None => {
+                    self.call();
+                    let r = self
+                        .elbv2
+                        .create_listener()
+                        .load_balancer_arn(lb_arn)
+                        .protocol(ProtocolEnum::from(l.protocol.as_str()))
+                        .port(l.port)
+                        .set_certificates(certs)
+                        .set_ssl_policy(key.ssl_policy.clone())
+                        .set_alpn_policy(l.alpn_policy.clone().map(|a| vec![a]))
+                        .default_actions(convert::to_sdk_action(default))
+                        .send()
+                        .await
+                        .map_err(api("CreateListener"))?;
+                    let arn = r
+                        .listeners()
+                        .first()
+                        .and_then(|l| l.listener_arn())
+                        .unwrap_or_default()
+                        .to_string();
+                    tracing::info!(arn = %arn, port = l.port, "created listener");
+                    arn
+                }
+            };
+            if l.certificates.len() > 1 {
+                self.sync_extra_certificates(&listener_arn, &l.certificates)
+                    .await?;
+            }
+            let fresh = !actual.contains_key(&l.port);
+            self.ensure_rules(&listener_arn, fresh, rules).await?;
+        }
+        for (port, (arn, _)) in &actual {
+            if !wanted_ports.contains(port) {
+                self.call();
+                self.elbv2
+                    .delete_listener()
+                    .listener_arn(arn)
+                    .send()
+                    .await
+                    .map_err(api("DeleteListener"))?;
+                tracing::info!(arn = %arn, port, "deleted listener");
+            }
+        }
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .listeners
+            .insert(lb_arn.to_string(), fingerprint);
+        Ok(())
+    }
+
+    async fn listener_certificates(&self, listener: &str) -> Result<BTreeSet<String>, ElbError> {
+        self.call();
+        let r = self
+            .elbv2
+            .describe_listener_certificates()
+            .listener_arn(listener)
+            .send()
+            .await
+            .map_err(api("DescribeListenerCertificates"))?;
+        Ok(r.certificates()
+            .iter()
+            .filter_map(|c| c.certificate_arn().map(str::to_string))
+            .collect())
+    }
+
+    async fn sync_extra_certificates(
+        &self,
+        listener: &str,
+        certs: &[String],
+    ) -> Result<(), ElbError> {
+        let have = self.listener_certificates(listener).await?;
+        let want: BTreeSet<String> = certs.iter().cloned().collect();
+        let add: Vec<Certificate> = want
+            .difference(&have)
+            .map(|c| Certificate::builder().certificate_arn(c).build())
+            .collect();
+        if !add.is_empty() {
+            self.call();
+            self.elbv2
+                .add_listener_certificates()
+                .listener_arn(listener)
+                .set_certificates(Some(add))
+                .send()
+                .await
+                .map_err(api("AddListenerCertificates"))?;
+        }
+        let remove: Vec<Certificate> = have
+            .difference(&want)
+            .filter(|c| Some(*c) != certs.first())
+            .map(|c| Certificate::builder().certificate_arn(c).build())
+            .collect();
+        if !remove.is_empty() {
+            self.call();
+            self.elbv2
+                .remove_listener_certificates()
+                .listener_arn(listener)
+                .set_certificates(Some(remove))
+                .send()
+                .await
+                .map_err(api("RemoveListenerCertificates"))?;
+        }
+        Ok(())
+    }
+
+    /// Rules by priority: one that matches is kept, one at a wanted
+    /// priority with other settings is modified in place (no window without
+    /// a rule), new ones created, the rest deleted.
+    async fn ensure_rules(
+        &self,
+        listener: &str,
+        fresh: bool,
+        rules: &[(i32, Vec<Condition>, Action)],
+    ) -> Result<(), ElbError> {
+        let mut actual: BTreeMap<i32, (String, RuleKey)> = BTreeMap::new();
+        if !fresh {
+            let mut marker = None;
+            loop {
+                self.call();
+                let r = self
+                    .elbv2
+                    .describe_rules()
+                    .listener_arn(listener)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(api("DescribeRules"))?;
+                for rule in r.rules() {
+                    if rule.is_default() == Some(true) {
+                        continue;
+                    }
+                    let (Some(arn), Some(p)) = (
+                        rule.rule_arn(),
+                        rule.priority().and_then(|p| p.parse::<i32>().ok()),
+                    ) else {
+                        continue;
+                    };
+                    actual.insert(
+                        p,
+                        (
+                            arn.to_string(),
+                            RuleKey {
+                                conditions: canonical_conditions(
+                                    rule.conditions()
+                                        .iter()
+                                        .filter_map(convert::from_sdk_condition)
+                                        .collect(),
+                                ),
+                                action: rule.actions().first().and_then(convert::from_sdk_action),
+                            },
+                        ),
+                    );
+                }
+                marker = r.next_marker().map(str::to_string);
+                if marker.is_none() {
+                    break;
+                }
+            }
+        }
+        let wanted: BTreeSet<i32> = rules.iter().map(|r| r.0).collect();
+        // Rules no longer wanted go first: the listener's rule limit counts
+        // them.
+        for (p, (arn, _)) in &actual {
+            if !wanted.contains(p) {
+                self.call();
+                self.elbv2
+                    .delete_rule()
+                    .rule_arn(arn)
+                    .send()
+                    .await
+                    .map_err(api("DeleteRule"))?;
+            }
+        }
+        for (priority, conditions, action) in rules {
+            let key = RuleKey {
+                conditions: conditions.clone(),
+                action: Some(action.clone()),
+            };
+            let sdk_conditions: Vec<_> = conditions.iter().map(convert::to_sdk_condition).collect();
+            match actual.get(priority) {
+                Some((_, have)) if *have == key => {}
+                Some((arn, _)) => {
+                    self.call();
+                    self.elbv2
+                        .modify_rule()
+                        .rule_arn(arn)
+                        .set_conditions(Some(sdk_conditions))
+                        .actions(convert::to_sdk_action(action))
+                        .send()
+                        .await
+                        .map_err(api("ModifyRule"))?;
+                }
+                None => {
+                    self.call();
+                    self.elbv2
+                        .create_rule()
+                        .listener_arn(listener)
+                        .priority(*priority)
+                        .set_conditions(Some(sdk_conditions))
+                        .actions(convert::to_sdk_action(action))
+                        .send()
+                        .await
+                        .map_err(api("CreateRule"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers what is missing and deregisters what is extra, in chunks.
+    pub async fn sync_targets(
+        &self,
+        tg_arn: &str,
+        want: &BTreeSet<Target>,
+    ) -> Result<(), ElbError> {
+        let cached = self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .targets
+            .get(tg_arn)
+            .cloned();
+        if cached.as_ref() == Some(want) {
+            return Ok(());
+        }
+        let have = match cached {
+            Some(h) => h,
+            None => {
+                self.call();
+                let r = self
+                    .elbv2
+                    .describe_target_health()
+                    .target_group_arn(tg_arn)
+                    .send()
+                    .await
+                    .map_err(api("DescribeTargetHealth"))?;
+                r.target_health_descriptions()
+                    .iter()
+                    .filter_map(|d| {
+                        let t = d.target()?;
+                        Some(Target {
+                            id: t.id()?.to_string(),
+                            port: t.port().unwrap_or(0),
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let add: Vec<&Target> = want.difference(&have).collect();
+        let remove: Vec<&Target> = have.difference(want).collect();
+        let desc = |t: &&Target| TargetDescription::builder().id(&t.id).port(t.port).build();
+        for chunk in add.chunks(TARGET_CHUNK) {
+            self.call();
+            self.elbv2
+                .register_targets()
+                .target_group_arn(tg_arn)
+                .set_targets(Some(chunk.iter().map(desc).collect()))
+                .send()
+                .await
+                .map_err(api("RegisterTargets"))?;
+        }
+        for chunk in remove.chunks(TARGET_CHUNK) {
+            self.call();
+            self.elbv2
+                .deregister_targets()
+                .target_group_arn(tg_arn)
+                .set_targets(Some(chunk.iter().map(desc).collect()))
+                .send()
+                .await
+                .map_err(api("DeregisterTargets"))?;
+        }
+        if !add.is_empty() || !remove.is_empty() {
+            tracing::info!(target_group = %tg_arn, registered = add.len(), deregistered = remove.len(), "synced targets");
+        }
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .targets
+            .insert(tg_arn.to_string(), want.clone());
+        Ok(())
+    }
+
+    /// A target group by name (TargetGroupBinding's `targetGroupName`).
+    pub async fn target_group_arn(&self, name: &str) -> Result<Option<String>, ElbError> {
+        self.call();
+        match self
+            .elbv2
+            .describe_target_groups()
+            .names(name)
+            .send()
+            .await
+            .map_err(api("DescribeTargetGroups"))
+        {
+            Ok(r) => Ok(r
+                .target_groups()
+                .first()
+                .and_then(|t| t.target_group_arn())
+                .map(str::to_string)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes everything the stack owns: the load balancer (and with it
+    /// its listeners and rules), then its target groups and security group.
+    pub async fn delete(&self, id: &StackId) -> Result<(), ElbError> {
+        self.ensure_inventory().await?;
+        let (lbs, tgs, sgs) = {
+            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                inv.lbs
+                    .iter()
+                    .filter(|(_, l)| in_stack(&l.tags, id))
+                    .map(|(a, _)| a.clone())
+                    .collect::<Vec<_>>(),
+                inv.tgs
+                    .iter()
+                    .filter(|(_, t)| in_stack(&t.tags, id))
+                    .map(|(a, _)| a.clone())
+                    .collect::<Vec<_>>(),
+                inv.sgs
+                    .iter()
+                    .filter(|(_, s)| in_stack(&s.tags, id))
+                    .map(|(a, _)| a.clone())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        for arn in lbs {
+            self.delete_load_balancer(&arn).await?;
+        }
+        for arn in tgs {
+            self.delete_target_group(&arn).await?;
+        }
+        for gid in sgs {
+            self.call_ec2();
+            match self
+                .ec2
+                .delete_security_group()
+                .group_id(&gid)
+                .send()
+                .await
+                .map_err(api("DeleteSecurityGroup"))
+            {
+                Ok(_) => tracing::info!(security_group = %gid, "deleted securityGroup"),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+            self.inventory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sgs
+                .remove(&gid);
+        }
+        Ok(())
+    }
+
+    async fn delete_load_balancer(&self, arn: &str) -> Result<(), ElbError> {
+        self.call();
+        match self
+            .elbv2
+            .delete_load_balancer()
+            .load_balancer_arn(arn)
+            .send()
+            .await
+            .map_err(api("DeleteLoadBalancer"))
+        {
+            Ok(_) => tracing::info!(arn = %arn, "deleted loadBalancer"),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lbs
+            .remove(arn);
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.listeners.remove(arn);
+        applied.lb_attributes.remove(arn);
+        Ok(())
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> Result<(), ElbError> {
+        self.call();
+        match self
+            .elbv2
+            .delete_target_group()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(api("DeleteTargetGroup"))
+        {
+            Ok(_) => tracing::info!(arn = %arn, "deleted targetGroup"),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tgs
+            .remove(arn);
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.targets.remove(arn);
+        applied.tg_attributes.remove(arn);
+        Ok(())
+    }
+}
+
+/// One subnet per zone: the first by ID, so the choice is stable.
+fn one_per_zone(subnets: impl Iterator<Item = SubnetInfo>) -> Vec<SubnetInfo> {
+    let mut by_zone: BTreeMap<String, SubnetInfo> = BTreeMap::new();
+    for info in subnets {
+        if by_zone.get(&info.zone).is_none_or(|o| info.id < o.id) {
+            by_zone.insert(info.zone.clone(), info);
+        }
+    }
+    by_zone.into_values().collect()
+}
+
+fn subnet_info(s: &aws_sdk_ec2::types::Subnet) -> Option<SubnetInfo> {
+    Some(SubnetInfo {
+        id: s.subnet_id()?.to_string(),
+        zone: s.availability_zone()?.to_string(),
+        vpc: s.vpc_id()?.to_string(),
+    })
+}
+
+fn ip_permission(r: &SecurityGroupRule) -> IpPermission {
+    let b = IpPermission::builder()
+        .ip_protocol(&r.protocol)
+        .from_port(r.from_port)
+        .to_port(r.to_port);
+    if r.cidr.contains(':') {
+        b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(&r.cidr).build())
+    } else {
+        b.ip_ranges(IpRange::builder().cidr_ip(&r.cidr).build())
+    }
+    .build()
+}
+
+fn sg_rules(perms: &[IpPermission]) -> BTreeSet<SecurityGroupRule> {
+    let mut out = BTreeSet::new();
+    for p in perms {
+        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+        let (from_port, to_port) = (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
+        for r in p.ip_ranges() {
+            if let Some(c) = r.cidr_ip() {
+                out.insert(SecurityGroupRule {
+                    protocol: protocol.clone(),
+                    from_port,
+                    to_port,
+                    cidr: c.to_string(),
+                });
+            }
+        }
+        for r in p.ipv6_ranges() {
+            if let Some(c) = r.cidr_ipv6() {
+                out.insert(SecurityGroupRule {
+                    protocol: protocol.clone(),
+                    from_port,
+                    to_port,
+                    cidr: c.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
