@@ -52,9 +52,18 @@ async fn address(env: &TestEnv, ns: &str, kind: &str, name: &str) -> Result<Stri
 }
 
 async fn nothing_tagged(env: &TestEnv, key: &str, value: &str) -> Result<()> {
+    nothing_tagged_within(env, key, value, Duration::from_secs(30)).await
+}
+
+async fn nothing_tagged_within(
+    env: &TestEnv,
+    key: &str,
+    value: &str,
+    within: Duration,
+) -> Result<()> {
     eventually(
         &format!("no AWS resource tagged {key}={value}"),
-        Duration::from_secs(30),
+        within,
         || async {
             let left = tagged(env, key, value)?;
             Ok(left.is_empty().then_some(()))
@@ -581,7 +590,9 @@ fn count(arns: &[String], kind: &str) -> usize {
 
 /// Killed while it creates three NLBs and a group of three Ingresses, then
 /// started again: every stack ends with exactly one load balancer, its
-/// target groups and listeners once; after the objects go, nothing is left.
+/// target groups and listeners once; an orphaned target group (tagged for
+/// the cluster, no Service) is garbage-collected; after the objects go,
+/// nothing is left.
 #[tokio::test]
 #[ignore = "needs the local environment (make test)"]
 async fn a_killed_controller_leaves_no_duplicate_and_no_leak() -> Result<()> {
@@ -659,6 +670,43 @@ spec:
         },
     )
     .await?;
+    // And an orphan: a target group tagged for this cluster and a Service
+    // that does not exist. The restarted controller's first garbage
+    // collection (20 s after start) deletes it.
+    let vpc = env
+        .aws(&[
+            "ec2",
+            "describe-subnets",
+            "--filters",
+            "Name=tag:karpenter.sh/discovery,Values=demo",
+            "--query",
+            "Subnets[0].VpcId",
+            "--output",
+            "text",
+        ])?
+        .trim()
+        .to_string();
+    let ghost = format!("{}/ghost", ns.name);
+    let ghost_tags = format!(
+        "Key=elbv2.k8s.aws/cluster,Value=demo Key=service.k8s.aws/stack,Value={ghost} Key=service.k8s.aws/resource,Value={ghost}:80"
+    );
+    let mut args = vec![
+        "elbv2",
+        "create-target-group",
+        "--name",
+        "k8s-ghost-orphan",
+        "--protocol",
+        "TCP",
+        "--port",
+        "80",
+        "--vpc-id",
+        &vpc,
+        "--target-type",
+        "ip",
+        "--tags",
+    ];
+    args.extend(ghost_tags.split(' '));
+    env.aws(&args)?;
     kill_and_restart()?;
     let mut dns = BTreeSet::new();
     for i in 0..3 {
@@ -698,6 +746,13 @@ spec:
             );
         }
     }
+    nothing_tagged_within(
+        env,
+        "service.k8s.aws/stack",
+        &ghost,
+        Duration::from_secs(60),
+    )
+    .await?;
     env.run(
         "kubectl",
         &[
@@ -719,5 +774,159 @@ spec:
         .await?;
     }
     nothing_tagged(env, "ingress.k8s.aws/stack", &group).await?;
+    ns.cleanup().await
+}
+
+/// A target group made outside the cluster (the AWS CLI) and a
+/// TargetGroupBinding to a Service: the ready pod IPs are registered, the
+/// binding says Ready, a scale is followed; deleting the binding
+/// deregisters them and leaves the target group alone.
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn a_target_group_binding_fills_an_outside_target_group() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "tgb").await?;
+    let vpc = env
+        .aws(&[
+            "ec2",
+            "describe-subnets",
+            "--filters",
+            "Name=tag:karpenter.sh/discovery,Values=demo",
+            "--query",
+            "Subnets[0].VpcId",
+            "--output",
+            "text",
+        ])?
+        .trim()
+        .to_string();
+    let tg_name = format!("outside-{}", &ns.name[ns.name.len() - 6..]);
+    let tg_arn = env
+        .aws(&[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            &tg_name,
+            "--protocol",
+            "TCP",
+            "--port",
+            "80",
+            "--vpc-id",
+            &vpc,
+            "--target-type",
+            "ip",
+            "--query",
+            "TargetGroups[0].TargetGroupArn",
+            "--output",
+            "text",
+        ])?
+        .trim()
+        .to_string();
+    let yaml = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{namespace: {ns}, name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: web, image: nginx, ports: [{{containerPort: 80}}]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{namespace: {ns}, name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 80}}]
+---
+apiVersion: elbv2.k8s.aws/v1beta1
+kind: TargetGroupBinding
+metadata: {{namespace: {ns}, name: web}}
+spec:
+  targetGroupARN: {tg_arn}
+  targetType: ip
+  serviceRef: {{name: web, port: 80}}
+"#,
+        ns = ns.name
+    );
+    let mut cmd = env.command("kubectl");
+    cmd.args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(yaml.as_bytes())?;
+    }
+    ensure!(child.wait()?.success(), "kubectl apply failed");
+    for replicas in [2, 4] {
+        if replicas == 4 {
+            env.run(
+                "kubectl",
+                &[
+                    "-n",
+                    &ns.name,
+                    "scale",
+                    "deployment",
+                    "web",
+                    "--replicas",
+                    "4",
+                ],
+            )?;
+        }
+        let want = eventually("running web pods", Duration::from_secs(30), || async {
+            let ips = pod_ips(env, &ns.name, "app=web")?;
+            Ok((ips.len() == replicas).then_some(ips))
+        })
+        .await?;
+        eventually(
+            "the pod IPs registered",
+            Duration::from_secs(15),
+            || async { Ok((targets(env, &tg_arn)? == want).then_some(())) },
+        )
+        .await?;
+    }
+    let b = kubectl_json(env, &["-n", &ns.name, "get", "targetgroupbinding", "web"])?;
+    let ready = b["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    ensure!(ready, "binding status: {}", b["status"]);
+    env.run(
+        "kubectl",
+        &[
+            "-n",
+            &ns.name,
+            "delete",
+            "targetgroupbinding",
+            "web",
+            "--wait=true",
+            "--timeout=30s",
+        ],
+    )?;
+    ensure!(
+        targets(env, &tg_arn)?.is_empty(),
+        "targets left after the binding went"
+    );
+    // Not the controller's: the target group stays.
+    env.aws(&[
+        "elbv2",
+        "describe-target-groups",
+        "--target-group-arns",
+        &tg_arn,
+    ])?;
+    env.aws(&[
+        "elbv2",
+        "delete-target-group",
+        "--target-group-arn",
+        &tg_arn,
+    ])?;
     ns.cleanup().await
 }

@@ -160,8 +160,10 @@ struct Inventory {
 /// What was last applied, to skip calls for what did not change.
 #[derive(Default)]
 struct Applied {
-    /// Load balancer ARN -> its listeners and rules, resolved.
-    listeners: HashMap<String, String>,
+    /// Load balancer ARN -> the fingerprint of its listeners and rules as
+    /// last applied, and what they are in ELBv2 (ARNs included), so the
+    /// next change needs no Describe call.
+    listeners: HashMap<String, (String, BTreeMap<i32, ListenerState>)>,
     /// Load balancer ARN -> its attributes.
     lb_attributes: HashMap<String, BTreeMap<String, String>>,
     /// Target group ARN -> its attributes.
@@ -243,7 +245,7 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 /// A listener as compared: everything but its ARN, target groups by ARN.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct ListenerKey {
     protocol: String,
     certificates: BTreeSet<String>,
@@ -252,10 +254,18 @@ struct ListenerKey {
     default_action: Option<Action>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct RuleKey {
     conditions: Vec<Condition>,
     action: Option<Action>,
+}
+
+/// A listener as it is in ELBv2; its rules by priority, when known.
+#[derive(Clone, Debug)]
+struct ListenerState {
+    arn: String,
+    key: ListenerKey,
+    rules: Option<BTreeMap<i32, (String, RuleKey)>>,
 }
 
 impl Elb {
@@ -1160,6 +1170,27 @@ impl Elb {
         listeners: &[Listener],
         tg_arns: &BTreeMap<String, String>,
     ) -> Result<(), ElbError> {
+        let r = self
+            .sync_listeners(lb_arn, created, listeners, tg_arns)
+            .await;
+        if r.is_err() {
+            // Part of it may be applied: look at ELBv2 again next time.
+            self.applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .listeners
+                .remove(lb_arn);
+        }
+        r
+    }
+
+    async fn sync_listeners(
+        &self,
+        lb_arn: &str,
+        created: bool,
+        listeners: &[Listener],
+        tg_arns: &BTreeMap<String, String>,
+    ) -> Result<(), ElbError> {
         // Resolve every action first: a rule naming a group the stack does
         // not have is a model error, not something to half-apply.
         let mut resolved = vec![];
@@ -1175,18 +1206,21 @@ impl Elb {
             resolved.push((l, default, rules));
         }
         let fingerprint = format!("{resolved:?}");
-        if self
+        let cached = self
             .applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .listeners
             .get(lb_arn)
-            == Some(&fingerprint)
+            .cloned();
+        if let Some((fp, _)) = &cached
+            && *fp == fingerprint
         {
             return Ok(());
         }
-        let mut actual: BTreeMap<i32, (String, ListenerKey)> = BTreeMap::new();
-        if !created {
+        let known = cached.is_some();
+        let mut actual: BTreeMap<i32, ListenerState> = cached.map(|(_, s)| s).unwrap_or_default();
+        if !created && !known {
             self.call();
             let r = self
                 .elbv2
@@ -1201,9 +1235,10 @@ impl Elb {
                 };
                 actual.insert(
                     port,
-                    (
-                        arn.to_string(),
-                        ListenerKey {
+                    ListenerState {
+                        arn: arn.to_string(),
+                        rules: None,
+                        key: ListenerKey {
                             protocol: l
                                 .protocol()
                                 .map(|p| p.as_str().to_string())
@@ -1220,11 +1255,25 @@ impl Elb {
                                 .first()
                                 .and_then(convert::from_sdk_action),
                         },
-                    ),
+                    },
                 );
             }
         }
         let wanted_ports: BTreeSet<i32> = listeners.iter().map(|l| l.port).collect();
+        let mut now: BTreeMap<i32, ListenerState> = BTreeMap::new();
+        // Listeners no longer wanted go first (their port may be reused).
+        for (port, st) in &actual {
+            if !wanted_ports.contains(port) {
+                self.call();
+                self.elbv2
+                    .delete_listener()
+                    .listener_arn(&st.arn)
+                    .send()
+                    .await
+                    .map_err(api("DeleteListener"))?;
+                tracing::info!(arn = %st.arn, port, "deleted listener");
+            }
+        }
         for (l, default, rules) in &resolved {
             let tls = matches!(l.protocol, Protocol::Tls | Protocol::Https);
             let key = ListenerKey {
@@ -1242,7 +1291,7 @@ impl Elb {
                         .build(),
                 ]
             });
-            let listener_arn = match actual.get(&l.port) {
+            let listener_arn = match actual.get(&l.port).map(|st| (&st.arn, &st.key)) {
                 Some((arn, have)) => {
                     let mut have_cmp = ListenerKey {
                         protocol: have.protocol.clone(),
@@ -1301,26 +1350,25 @@ impl Elb {
                 self.sync_extra_certificates(&listener_arn, &l.certificates)
                     .await?;
             }
-            let fresh = !actual.contains_key(&l.port);
-            self.ensure_rules(&listener_arn, fresh, rules).await?;
-        }
-        for (port, (arn, _)) in &actual {
-            if !wanted_ports.contains(port) {
-                self.call();
-                self.elbv2
-                    .delete_listener()
-                    .listener_arn(arn)
-                    .send()
-                    .await
-                    .map_err(api("DeleteListener"))?;
-                tracing::info!(arn = %arn, port, "deleted listener");
-            }
+            let known_rules = match actual.get(&l.port) {
+                None => Some(BTreeMap::new()),
+                Some(st) => st.rules.clone(),
+            };
+            let rules_now = self.ensure_rules(&listener_arn, known_rules, rules).await?;
+            now.insert(
+                l.port,
+                ListenerState {
+                    arn: listener_arn,
+                    key,
+                    rules: Some(rules_now),
+                },
+            );
         }
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .listeners
-            .insert(lb_arn.to_string(), fingerprint);
+            .insert(lb_arn.to_string(), (fingerprint, now));
         Ok(())
     }
 
@@ -1384,11 +1432,12 @@ impl Elb {
     async fn ensure_rules(
         &self,
         listener: &str,
-        fresh: bool,
+        known: Option<BTreeMap<i32, (String, RuleKey)>>,
         rules: &[(i32, Vec<Condition>, Action)],
-    ) -> Result<(), ElbError> {
-        let mut actual: BTreeMap<i32, (String, RuleKey)> = BTreeMap::new();
-        if !fresh {
+    ) -> Result<BTreeMap<i32, (String, RuleKey)>, ElbError> {
+        let described = known.is_none();
+        let mut actual: BTreeMap<i32, (String, RuleKey)> = known.unwrap_or_default();
+        if described {
             let mut marker = None;
             loop {
                 self.call();
@@ -1446,14 +1495,15 @@ impl Elb {
                     .map_err(api("DeleteRule"))?;
             }
         }
+        let mut now = BTreeMap::new();
         for (priority, conditions, action) in rules {
             let key = RuleKey {
                 conditions: conditions.clone(),
                 action: Some(action.clone()),
             };
             let sdk_conditions: Vec<_> = conditions.iter().map(convert::to_sdk_condition).collect();
-            match actual.get(priority) {
-                Some((_, have)) if *have == key => {}
+            let arn = match actual.get(priority) {
+                Some((arn, have)) if *have == key => arn.clone(),
                 Some((arn, _)) => {
                     self.call();
                     self.elbv2
@@ -1464,10 +1514,12 @@ impl Elb {
                         .send()
                         .await
                         .map_err(api("ModifyRule"))?;
+                    arn.clone()
                 }
                 None => {
                     self.call();
-                    self.elbv2
+                    let r = self
+                        .elbv2
                         .create_rule()
                         .listener_arn(listener)
                         .priority(*priority)
@@ -1476,10 +1528,16 @@ impl Elb {
                         .send()
                         .await
                         .map_err(api("CreateRule"))?;
+                    r.rules()
+                        .first()
+                        .and_then(|r| r.rule_arn())
+                        .unwrap_or_default()
+                        .to_string()
                 }
-            }
+            };
+            now.insert(*priority, (arn, key));
         }
-        Ok(())
+        Ok(now)
     }
 
     /// Registers what is missing and deregisters what is extra, in chunks.
