@@ -238,6 +238,39 @@ async fn seed_game_2048_ingress_becomes_an_alb() -> Result<()> {
         name.starts_with("k8s-game2048-ingress2-"),
         "load balancer name {name}"
     );
+    // Its security group is the controller's own: tagged for the stack,
+    // attached, open to 0.0.0.0/0 on port 80.
+    let sgs: Vec<String> = tagged(env, "ingress.k8s.aws/stack", "game-2048/ingress-2048")?
+        .into_iter()
+        .filter(|id| id.starts_with("sg-"))
+        .collect();
+    ensure!(sgs.len() == 1, "managed security groups: {sgs:?}");
+    let attached: Vec<&str> = lb["SecurityGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str())
+        .collect();
+    ensure!(
+        attached.contains(&sgs[0].as_str()),
+        "attached: {attached:?}, managed: {sgs:?}"
+    );
+    let perms = env.aws(&[
+        "ec2",
+        "describe-security-groups",
+        "--group-ids",
+        &sgs[0],
+        "--query",
+        "SecurityGroups[0].IpPermissions[].[IpProtocol,FromPort,ToPort,IpRanges[0].CidrIp]",
+        "--output",
+        "text",
+    ])?;
+    ensure!(
+        perms
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["tcp", "80", "80", "0.0.0.0/0"]),
+        "security group rules: {perms}"
+    );
     let arn = lb["LoadBalancerArn"]
         .as_str()
         .unwrap_or_default()

@@ -881,6 +881,7 @@ impl Elb {
                 Matcher::builder().http_code(m).build()
             }
         });
+        let mut created = false;
         let arn = match existing {
             Some((arn, health)) => {
                 if health != health_key(tg) {
@@ -959,9 +960,23 @@ impl Elb {
                             tags: tg.tags.clone(),
                         },
                     );
+                created = true;
+                // Nothing registered yet: no DescribeTargetHealth needed.
+                self.applied
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .targets
+                    .insert(arn.clone(), BTreeSet::new());
                 arn
             }
         };
+        // A new group already has ELBv2's defaults: only other values
+        // need a call.
+        let needed = !created
+            || tg
+                .attributes
+                .iter()
+                .any(|(k, v)| target_group_default(k) != Some(v.as_str()));
         let done = self
             .applied
             .lock()
@@ -970,7 +985,7 @@ impl Elb {
             .get(&arn)
             == Some(&tg.attributes);
         if !done {
-            if !tg.attributes.is_empty() {
+            if !tg.attributes.is_empty() && needed {
                 self.call();
                 self.elbv2
                     .modify_target_group_attributes()
@@ -1747,6 +1762,20 @@ fn one_per_zone(subnets: impl Iterator<Item = SubnetInfo>) -> Vec<SubnetInfo> {
         }
     }
     by_zone.into_values().collect()
+}
+
+/// ELBv2's value of a target group attribute on a new group, for the
+/// attributes whose default does not depend on the group's type.
+fn target_group_default(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "proxy_protocol_v2.enabled" => "false",
+        "stickiness.enabled" => "false",
+        "deregistration_delay.timeout_seconds" => "300",
+        "deregistration_delay.connection_termination.enabled" => "false",
+        "slow_start.duration_seconds" => "0",
+        "load_balancing.algorithm.type" => "round_robin",
+        _ => return None,
+    })
 }
 
 fn subnet_info(s: &aws_sdk_ec2::types::Subnet) -> Option<SubnetInfo> {
