@@ -963,3 +963,150 @@ spec:
     ])?;
     ns.cleanup().await
 }
+
+/// A group whose rules stop fitting one listener (60 paths, then a member
+/// with 50 more; ELBv2 allows 100): each member gets an Event and the
+/// port's error in its status, and the load balancer keeps the last rules
+/// that fitted; when the member goes, the error goes.
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn a_group_over_the_rule_limit_says_so_on_every_member() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "alb-limit").await?;
+    let group = format!("big-{}", &ns.name[ns.name.len() - 6..]);
+    let member = |name: &str, paths: usize| {
+        let mut y = format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  namespace: {ns}\n  name: {name}\n  annotations:\n    alb.ingress.kubernetes.io/group.name: {group}\n    alb.ingress.kubernetes.io/target-type: ip\nspec:\n  ingressClassName: alb\n  rules:\n  - http:\n      paths:\n",
+            ns = ns.name
+        );
+        for p in 0..paths {
+            y.push_str(&format!(
+                "      - {{path: /{name}-{p}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}\n"
+            ));
+        }
+        y
+    };
+    let apply = |yaml: String| -> Result<()> {
+        let mut cmd = env.command("kubectl");
+        cmd.args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn()?;
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(yaml.as_bytes())?;
+        }
+        ensure!(child.wait()?.success(), "kubectl apply failed");
+        Ok(())
+    };
+    apply(format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{namespace: {ns}, name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 80}}]\n{many}",
+        ns = ns.name,
+        many = member("many", 60)
+    ))?;
+    let dns = address(env, &ns.name, "ingress", "many").await?;
+    let lb = load_balancer_by_dns(env, &dns)?.context("no load balancer")?;
+    let listener =
+        listeners(env, lb["LoadBalancerArn"].as_str().unwrap_or_default())?[0]["ListenerArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+    eventually("60 rules", Duration::from_secs(30), || async {
+        Ok((rules(env, &listener)?.len() == 60).then_some(()))
+    })
+    .await?;
+    apply(member("more", 50))?;
+    for name in ["many", "more"] {
+        let note = eventually(
+            &format!("a FailedBuildModel event on {name}"),
+            Duration::from_secs(30),
+            || async {
+                let v = kubectl_json(
+                    env,
+                    &[
+                        "-n",
+                        &ns.name,
+                        "get",
+                        "events.events.k8s.io",
+                        "--field-selector",
+                        &format!("regarding.name={name}"),
+                    ],
+                )?;
+                Ok(v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e["reason"] == "FailedBuildModel")
+                    .and_then(|e| e["note"].as_str().map(str::to_string)))
+            },
+        )
+        .await?;
+        ensure!(
+            note.contains("110 rules on port 80") && note.contains("100"),
+            "event on {name}: {note}"
+        );
+        let err = eventually(
+            &format!("the port error in {name}'s status"),
+            Duration::from_secs(30),
+            || async {
+                let v = kubectl_json(env, &["-n", &ns.name, "get", "ingress", name])?;
+                Ok(
+                    v["status"]["loadBalancer"]["ingress"][0]["ports"][0]["error"]
+                        .as_str()
+                        .map(str::to_string),
+                )
+            },
+        )
+        .await?;
+        ensure!(
+            err == "ingress.k8s.aws/TooManyRules",
+            "status error on {name}: {err}"
+        );
+    }
+    // The load balancer keeps what fitted.
+    ensure!(rules(env, &listener)?.len() == 60, "the rules changed");
+    env.run(
+        "kubectl",
+        &[
+            "-n",
+            &ns.name,
+            "delete",
+            "ingress",
+            "more",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    )?;
+    eventually(
+        "the error gone from many's status",
+        Duration::from_secs(30),
+        || async {
+            let v = kubectl_json(env, &["-n", &ns.name, "get", "ingress", "many"])?;
+            Ok(
+                (v["status"]["loadBalancer"]["ingress"][0]["ports"].is_null()
+                    && hostname(&v).as_deref() == Some(dns.as_str()))
+                .then_some(()),
+            )
+        },
+    )
+    .await?;
+    env.run(
+        "kubectl",
+        &[
+            "-n",
+            &ns.name,
+            "delete",
+            "ingress",
+            "many",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    )?;
+    nothing_tagged(env, "ingress.k8s.aws/stack", &group).await?;
+    ns.cleanup().await
+}

@@ -10,7 +10,9 @@ use std::{
 use k8s_openapi::api::{
     core::v1::{LoadBalancerIngress, LoadBalancerStatus, Node, Service},
     discovery::v1::EndpointSlice,
-    networking::v1::{Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus},
+    networking::v1::{
+        Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressPortStatus,
+    },
 };
 use kube::{
     Api, Resource, ResourceExt,
@@ -474,6 +476,35 @@ pub(crate) async fn ingress_group(ctx: &Ctx, id: &StackId) -> Result<(), Error> 
                 ctx.events
                     .warning(&m.ingress, "FailedBuildModel", "Reconcile", note)
                     .await;
+                // A listener over ELBv2's rule limit is also said in the
+                // Ingress's status, on the port it concerns
+                // (status.loadBalancer.ingress[].ports[].error).
+                let ports: Vec<IngressPortStatus> = e
+                    .for_member(ns, name)
+                    .filter_map(|x| match x {
+                        outrigger_lb_model::ModelError::TooManyRules { port, .. } => {
+                            Some(IngressPortStatus {
+                                port: *port,
+                                protocol: "TCP".into(),
+                                error: Some(ERROR_TOO_MANY_RULES.into()),
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !ports.is_empty() && port_errors(&m.ingress) != ports {
+                    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+                    let status = IngressLoadBalancerStatus {
+                        ingress: Some(vec![IngressLoadBalancerIngress {
+                            hostname: address_of(&m.ingress),
+                            ports: Some(ports),
+                            ..Default::default()
+                        }]),
+                    };
+                    let patch = serde_json::json!({"status": {"loadBalancer": status}});
+                    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
+                }
             }
             return Ok(());
         }
@@ -502,14 +533,7 @@ pub(crate) async fn ingress_group(ctx: &Ctx, id: &StackId) -> Result<(), Error> 
     };
     let hostname = deployed.dns_name.to_lowercase();
     for m in &active {
-        let current = m
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|l| l.ingress.as_ref())
-            .and_then(|i| i.first())
-            .and_then(|i| i.hostname.clone());
-        if current.as_deref() == Some(hostname.as_str()) {
+        if address_of(m).as_deref() == Some(hostname.as_str()) && port_errors(m).is_empty() {
             continue;
         }
         let api: Api<Ingress> =
@@ -547,6 +571,29 @@ pub(crate) async fn ingress_group(ctx: &Ctx, id: &StackId) -> Result<(), Error> 
         }
     }
     Ok(())
+}
+
+/// The error the status shows on a port whose listener needs more rules
+/// than ELBv2 allows.
+pub const ERROR_TOO_MANY_RULES: &str = "ingress.k8s.aws/TooManyRules";
+
+fn address_of(i: &Ingress) -> Option<String> {
+    i.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .and_then(|i| i.first())
+        .and_then(|i| i.hostname.clone())
+}
+
+fn port_errors(i: &Ingress) -> Vec<IngressPortStatus> {
+    i.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .and_then(|i| i.first())
+        .and_then(|i| i.ports.clone())
+        .unwrap_or_default()
 }
 
 async fn clear_ingress_address(api: &Api<Ingress>, i: &Ingress) -> Result<(), Error> {
