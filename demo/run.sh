@@ -168,7 +168,7 @@ ALB_ARN=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$A
 ALB_LISTENER=$(aws elbv2 describe-listeners --load-balancer-arn "$ALB_ARN" --query 'Listeners[0].ListenerArn' --output text)
 run aws elbv2 describe-listeners --load-balancer-arn "$ALB_ARN" --query 'Listeners[].[Protocol,Port]' --output table
 run aws elbv2 describe-rules --listener-arn "$ALB_LISTENER" \
-  --query 'Rules[].[Priority,join(`,`,Conditions[].Values[]),Actions[0].Type]' --output table
+  --query 'Rules[].[Priority,join(`,`,Conditions[].PathPatternConfig.Values[]),Actions[0].Type]' --output table
 run kubectl delete -f "$REPO/deploy/examples/game-2048.yaml"
 echo "--- outrigger load-balancer-controller log (last lines) ---"
 tail -n 6 "${OUTRIGGER_STATE:-$REPO/.testenv}/logs/outrigger-load-balancer-controller.log"
