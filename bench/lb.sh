@@ -22,28 +22,16 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 
 bash "$TESTENV/scripts/up.sh" >/dev/null
 source "$STATE/env"
-if [[ -z "${OUTRIGGER_RELEASE:-}" ]]; then
-  log "building outrigger (release)"
-  (cd "$REPO" && cargo build -q --release -p outrigger)
-  OUTRIGGER_RELEASE="$CARGO_TARGET_DIR/release/outrigger"
-fi
+source "$REPO/bench/lib.sh"
+release_binary
 
-stop_pid() { # pid
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-  kill -KILL "$1" 2>/dev/null || true
-}
 restore() {
   [[ -n "${BENCH_PID:-}" ]] && stop_pid "$BENCH_PID"
   bash "$TESTENV/scripts/components.sh" up >/dev/null 2>&1 || true
 }
 trap restore EXIT
 
-if is_running outrigger-load-balancer-controller; then
-  stop_pid "$(cat "$PIDS/outrigger-load-balancer-controller.pid")"
-  rm -f "$PIDS/outrigger-load-balancer-controller.pid"
-fi
-kubectl -n kube-system delete lease outrigger-load-balancer-controller --ignore-not-found >/dev/null
+step_aside outrigger-load-balancer-controller outrigger-load-balancer-controller
 
 log "outrigger load-balancer-controller (release): $INGRESSES ingresses in $GROUPS_N groups"
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DEFAULT" \

@@ -27,11 +27,8 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 
 bash "$TESTENV/scripts/up.sh" >/dev/null
 source "$STATE/env"
-if [[ -z "${OUTRIGGER_RELEASE:-}" ]]; then
-  log "building outrigger (release)"
-  (cd "$REPO" && cargo build -q --release -p outrigger)
-  OUTRIGGER_RELEASE="$CARGO_TARGET_DIR/release/outrigger"
-fi
+source "$REPO/bench/lib.sh"
+release_binary
 
 POOL=bench-provisioning
 kubectl apply -f - >/dev/null <<YAML
@@ -48,11 +45,6 @@ spec:
   disruption: {consolidationPolicy: WhenEmpty, consolidateAfter: 0s}
 YAML
 
-stop_pid() { # pid
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-  kill -KILL "$1" 2>/dev/null || true
-}
 
 wait_until() { # what timeout-seconds pid command...
   local what="$1" deadline=$((SECONDS + $2)) pid="$3"; shift 3
@@ -71,11 +63,7 @@ restore() {
 trap restore EXIT
 
 # The environment's provisioner steps aside (one provisioner at a time).
-if is_running outrigger-provisioner; then
-  stop_pid "$(cat "$PIDS/outrigger-provisioner.pid")"
-  rm -f "$PIDS/outrigger-provisioner.pid"
-fi
-kubectl -n kube-system delete lease outrigger-provisioner --ignore-not-found >/dev/null
+step_aside outrigger-provisioner outrigger-provisioner
 
 run_window() { # idle max: both programs, one after the other
   local idle="$1" max="$2" tag="$1-$2"

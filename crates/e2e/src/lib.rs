@@ -82,6 +82,27 @@ impl TestEnv {
     pub fn aws(&self, args: &[&str]) -> Result<String> {
         self.run("aws", args)
     }
+
+    /// `kubectl apply -f -` of a YAML text.
+    pub fn apply(&self, yaml: &str) -> Result<()> {
+        use std::io::Write;
+        let mut child = self
+            .command("kubectl")
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("running kubectl apply")?;
+        child
+            .stdin
+            .take()
+            .context("kubectl's stdin")?
+            .write_all(yaml.as_bytes())?;
+        if !child.wait()?.success() {
+            bail!("kubectl apply failed");
+        }
+        Ok(())
+    }
 }
 
 fn repo_root() -> PathBuf {

@@ -415,17 +415,7 @@ async fn an_ingress_group_shares_one_alb_across_namespaces() -> Result<()> {
     let second = group_member(&b.name, "second", &group, 2, "/second");
     let first = group_member(&a.name, "first", &group, 1, "/first");
     for y in [&second, &first] {
-        let mut cmd = env.command("kubectl");
-        cmd.args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped());
-        let mut child = cmd.spawn()?;
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(y.as_bytes())?;
-        ensure!(child.wait()?.success(), "kubectl apply failed");
+        env.apply(y)?;
     }
     let dns_a = address(env, &a.name, "ingress", "first").await?;
     let dns_b = address(env, &b.name, "ingress", "second").await?;
@@ -522,19 +512,7 @@ spec:
 "#,
         ns = ns.name
     );
-    let mut cmd = env.command("kubectl");
-    cmd.args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn()?;
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(yaml.as_bytes())?;
-    }
-    ensure!(child.wait()?.success(), "kubectl apply failed");
+    env.apply(&yaml)?;
     let note = eventually(
         "a FailedBuildModel event",
         Duration::from_secs(30),
@@ -671,19 +649,7 @@ spec:
             ns = ns.name
         ));
     }
-    let mut cmd = env.command("kubectl");
-    cmd.args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn()?;
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(yaml.as_bytes())?;
-    }
-    ensure!(child.wait()?.success(), "kubectl apply failed");
+    env.apply(&yaml)?;
     // Kill it as soon as the first resource of these stacks exists.
     eventually(
         "a first resource in AWS",
@@ -885,19 +851,7 @@ spec:
 "#,
         ns = ns.name
     );
-    let mut cmd = env.command("kubectl");
-    cmd.args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn()?;
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(yaml.as_bytes())?;
-    }
-    ensure!(child.wait()?.success(), "kubectl apply failed");
+    env.apply(&yaml)?;
     for replicas in [2, 4] {
         if replicas == 4 {
             env.run(
@@ -988,23 +942,7 @@ async fn a_group_over_the_rule_limit_says_so_on_every_member() -> Result<()> {
         }
         y
     };
-    let apply = |yaml: String| -> Result<()> {
-        let mut cmd = env.command("kubectl");
-        cmd.args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped());
-        let mut child = cmd.spawn()?;
-        {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .context("stdin")?
-                .write_all(yaml.as_bytes())?;
-        }
-        ensure!(child.wait()?.success(), "kubectl apply failed");
-        Ok(())
-    };
-    apply(format!(
+    env.apply(&format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{namespace: {ns}, name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 80}}]\n{many}",
         ns = ns.name,
         many = member("many", 60)
@@ -1020,7 +958,7 @@ async fn a_group_over_the_rule_limit_says_so_on_every_member() -> Result<()> {
         Ok((rules(env, &listener)?.len() == 60).then_some(()))
     })
     .await?;
-    apply(member("more", 50))?;
+    env.apply(&member("more", 50))?;
     for name in ["many", "more"] {
         let note = eventually(
             &format!("a FailedBuildModel event on {name}"),

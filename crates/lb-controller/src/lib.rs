@@ -60,22 +60,7 @@ pub struct Args {
     pub sync_period: Duration,
 }
 
-/// `10s`, `5m`, `1h`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (n, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .ok_or_else(|| format!("{s:?}: a unit is needed (ms, s, m, h)"))?;
-    let n: u64 = n.parse().map_err(|_| format!("{s:?}: not a duration"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?}: unknown unit (ms, s, m, h)")),
-    }
-}
+use outrigger_runtime::parse_duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -458,18 +443,5 @@ async fn worker(ctx: Arc<Ctx>, stop: tokio_util::sync::CancellationToken) {
         }
         ctx.queue.done(key, ok);
         ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("5d").is_err());
     }
 }

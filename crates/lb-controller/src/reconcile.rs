@@ -218,8 +218,34 @@ fn build_group(ctx: &Ctx, g: &Group) -> Result<Stack, outrigger_lb_model::GroupE
 
 /// The targets of every target group of the stack.
 fn stack_targets(ctx: &Ctx, stack: &Stack) -> BTreeMap<String, Vec<Target>> {
-    let slices: Vec<EndpointSlice> = ctx.slices.state().iter().map(|s| (**s).clone()).collect();
-    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| (**n).clone()).collect();
+    // Only the slices of the stack's Services, and nodes only when a
+    // group registers instances.
+    let services: BTreeSet<(&str, &str)> = stack
+        .target_groups
+        .iter()
+        .map(|t| (t.backend.namespace.as_str(), t.backend.service.as_str()))
+        .collect();
+    let slices: Vec<EndpointSlice> = ctx
+        .slices
+        .state()
+        .iter()
+        .filter(|s| {
+            let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+            s.labels()
+                .get("kubernetes.io/service-name")
+                .is_some_and(|svc| services.contains(&(ns, svc.as_str())))
+        })
+        .map(|s| (**s).clone())
+        .collect();
+    let nodes: Vec<Node> = if stack
+        .target_groups
+        .iter()
+        .any(|t| t.target_type == TargetType::Instance)
+    {
+        ctx.nodes.state().iter().map(|n| (**n).clone()).collect()
+    } else {
+        vec![]
+    };
     stack
         .target_groups
         .iter()

@@ -39,9 +39,7 @@ use prometheus_client::{
     metrics::{family::Family, gauge::Gauge, histogram::Histogram},
 };
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
+use outrigger_runtime::parse_duration;
 
 /// Flags, with upstream metrics-server's names.
 #[derive(clap::Args, Debug, Clone)]

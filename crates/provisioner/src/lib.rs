@@ -68,19 +68,7 @@ pub enum ProviderKind {
     Aws,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .ok_or_else(|| format!("{s:?}: a duration needs a unit (ms, s, m)"))?;
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
-    }
-}
+use outrigger_runtime::parse_duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -282,17 +270,4 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     let _ = life.await;
     let _ = gc.await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("5h").is_err());
-    }
 }

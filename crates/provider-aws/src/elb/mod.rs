@@ -43,8 +43,8 @@ pub use convert::{canonical_action, canonical_conditions};
 
 /// Most targets in one RegisterTargets / DeregisterTargets call.
 const TARGET_CHUNK: usize = 200;
-/// How long discovered subnets are reused.
-const SUBNET_TTL: Duration = Duration::from_secs(60);
+/// How long subnets and security groups found by tags or names are reused.
+const LOOKUP_TTL: Duration = Duration::from_secs(60);
 /// The resource tag value of a stack's load balancer.
 pub const RESOURCE_LOAD_BALANCER: &str = "LoadBalancer";
 /// The resource tag value of a stack's managed security group.
@@ -185,7 +185,10 @@ pub struct Elb {
     cluster: String,
     inventory: Mutex<Inventory>,
     applied: Mutex<Applied>,
-    subnets: Mutex<HashMap<&'static str, (Instant, Vec<SubnetInfo>)>>,
+    /// Subnets by what selected them, security group IDs by their names:
+    /// looked up again after [`LOOKUP_TTL`].
+    subnets: Mutex<HashMap<String, (Instant, Vec<SubnetInfo>)>>,
+    security_groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
     calls: AtomicU64,
     ec2_calls: AtomicU64,
 }
@@ -283,6 +286,7 @@ impl Elb {
             inventory: Mutex::new(Inventory::default()),
             applied: Mutex::new(Applied::default()),
             subnets: Mutex::new(HashMap::new()),
+            security_groups: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
             ec2_calls: AtomicU64::new(0),
         }
@@ -597,8 +601,29 @@ impl Elb {
     }
 
     /// One subnet per zone: the ones named, or those tagged for the scheme's
-    /// role (and, when tagged for clusters, for this one).
+    /// role (and, when tagged for clusters, for this one); reused for
+    /// [`LOOKUP_TTL`].
     async fn subnets_for(&self, stack: &Stack) -> Result<Vec<SubnetInfo>, ElbError> {
+        let lb = &stack.load_balancer;
+        let key = format!("{:?}/{}", lb.subnets, lb.scheme.as_str());
+        if let Some((at, s)) = self
+            .subnets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && at.elapsed() < LOOKUP_TTL
+        {
+            return Ok(s.clone());
+        }
+        let found = self.lookup_subnets(stack).await?;
+        self.subnets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    async fn lookup_subnets(&self, stack: &Stack) -> Result<Vec<SubnetInfo>, ElbError> {
         let lb = &stack.load_balancer;
         match &lb.subnets {
             Subnets::Named(names) => {
@@ -675,15 +700,6 @@ impl Elb {
                     outrigger_lb_model::model::Scheme::InternetFacing => "elb",
                     outrigger_lb_model::model::Scheme::Internal => "internal-elb",
                 };
-                if let Some((at, s)) = self
-                    .subnets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(role)
-                    && at.elapsed() < SUBNET_TTL
-                {
-                    return Ok(s.clone());
-                }
                 self.call_ec2();
                 let r = self
                     .ec2
@@ -725,16 +741,36 @@ impl Elb {
                         role,
                     });
                 }
-                self.subnets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(role, (Instant::now(), found.clone()));
                 Ok(found)
             }
         }
     }
 
+    /// Security group IDs for IDs or Name tags; reused for [`LOOKUP_TTL`].
     async fn resolve_security_groups(
+        &self,
+        names: &[String],
+        vpc: &str,
+    ) -> Result<Vec<String>, ElbError> {
+        let key = format!("{vpc}/{}", names.join(","));
+        if let Some((at, s)) = self
+            .security_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && at.elapsed() < LOOKUP_TTL
+        {
+            return Ok(s.clone());
+        }
+        let found = self.lookup_security_groups(names, vpc).await?;
+        self.security_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    async fn lookup_security_groups(
         &self,
         names: &[String],
         vpc: &str,
