@@ -20,20 +20,16 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use k8s_openapi::api::{
     core::v1::{Namespace, Node, Service},
     discovery::v1::EndpointSlice,
     networking::v1::{Ingress, IngressClass},
 };
-use kube::{
-    Api, Client, ResourceExt,
-    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
-};
+use kube::{Api, Client, ResourceExt, runtime::reflector::Store};
 use outrigger_lb_api::v1beta1::{IngressClassParams, TargetGroupBinding};
 use outrigger_lb_model::model::StackId;
 use outrigger_provider_aws::elb::Elb;
-use outrigger_runtime::{Runtime, events::Events};
+use outrigger_runtime::{Runtime, events::Events, watch::store_with_changes};
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
 
 pub use queue::Queue;
@@ -107,43 +103,6 @@ pub(crate) struct Ctx {
 }
 
 type Trigger<K> = Box<dyn Fn(&Ctx, &K) + Send + Sync>;
-
-fn watch<K>(
-    api: Api<K>,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> (Store<K>, tokio::sync::mpsc::UnboundedReceiver<Arc<K>>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                item = stream.next() => match item {
-                    Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o))) => {
-                        let _ = tx.send(Arc::new(o));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
-                    None => return,
-                },
-            }
-        }
-    });
-    (reader, rx)
-}
 
 fn forward<K: Send + Sync + 'static>(
     ctx: Arc<Ctx>,
@@ -230,15 +189,21 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         .check("caches", "watch caches not synced yet");
     let client = rt.client.clone();
     let stop = rt.shutdown.clone();
-    let (services, services_rx) = watch(Api::<Service>::all(client.clone()), stop.clone());
-    let (slices, slices_rx) = watch(Api::<EndpointSlice>::all(client.clone()), stop.clone());
-    let (ingresses, ingresses_rx) = watch(Api::<Ingress>::all(client.clone()), stop.clone());
-    let (classes, classes_rx) = watch(Api::<IngressClass>::all(client.clone()), stop.clone());
-    let (params, params_rx) = watch(Api::<IngressClassParams>::all(client.clone()), stop.clone());
-    let (nodes, nodes_rx) = watch(Api::<Node>::all(client.clone()), stop.clone());
-    let (namespaces, namespaces_rx) = watch(Api::<Namespace>::all(client.clone()), stop.clone());
+    let (services, services_rx) =
+        store_with_changes(Api::<Service>::all(client.clone()), stop.clone());
+    let (slices, slices_rx) =
+        store_with_changes(Api::<EndpointSlice>::all(client.clone()), stop.clone());
+    let (ingresses, ingresses_rx) =
+        store_with_changes(Api::<Ingress>::all(client.clone()), stop.clone());
+    let (classes, classes_rx) =
+        store_with_changes(Api::<IngressClass>::all(client.clone()), stop.clone());
+    let (params, params_rx) =
+        store_with_changes(Api::<IngressClassParams>::all(client.clone()), stop.clone());
+    let (nodes, nodes_rx) = store_with_changes(Api::<Node>::all(client.clone()), stop.clone());
+    let (namespaces, namespaces_rx) =
+        store_with_changes(Api::<Namespace>::all(client.clone()), stop.clone());
     let (bindings, bindings_rx) =
-        watch(Api::<TargetGroupBinding>::all(client.clone()), stop.clone());
+        store_with_changes(Api::<TargetGroupBinding>::all(client.clone()), stop.clone());
     let synced = async {
         tokio::try_join!(
             services.wait_until_ready(),

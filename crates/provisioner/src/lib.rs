@@ -19,15 +19,11 @@ mod status;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::DaemonSet,
     core::v1::{Node, Pod},
 };
-use kube::{
-    Api, Client,
-    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
-};
+use kube::{Api, Client, runtime::reflector::Store};
 use outrigger_karpenter_api::{v1::NodeClaim, v1::NodePool, v1alpha5::Provisioner};
 use outrigger_runtime::{Runtime, events::Events};
 
@@ -131,37 +127,6 @@ impl Ctx {
     }
 }
 
-fn watch<K>(api: Api<K>, shutdown: tokio_util::sync::CancellationToken) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                item = stream.next() => match item {
-                    Some(Ok(_)) => tracing::trace!("watch event"),
-                    Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
-                    None => return,
-                },
-            }
-        }
-    });
-    reader
-}
-
 /// Runs the provisioner until `rt.shutdown`.
 pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     let ready = rt
@@ -171,17 +136,21 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     tracing::debug!("starting watches");
     let client = rt.client.clone();
     let stop = rt.shutdown.clone();
-    let pods = watch(Api::<Pod>::all(client.clone()), stop.clone());
-    let nodes = watch(Api::<Node>::all(client.clone()), stop.clone());
-    let nodepools = watch(Api::<NodePool>::all(client.clone()), stop.clone());
-    let provisioners = watch(Api::<Provisioner>::all(client.clone()), stop.clone());
-    let claims = watch(Api::<NodeClaim>::all(client.clone()), stop.clone());
-    let daemonsets = watch(Api::<DaemonSet>::all(client.clone()), stop.clone());
-    let ec2nodeclasses = watch(
+    let pods = outrigger_runtime::watch::store(Api::<Pod>::all(client.clone()), stop.clone());
+    let nodes = outrigger_runtime::watch::store(Api::<Node>::all(client.clone()), stop.clone());
+    let nodepools =
+        outrigger_runtime::watch::store(Api::<NodePool>::all(client.clone()), stop.clone());
+    let provisioners =
+        outrigger_runtime::watch::store(Api::<Provisioner>::all(client.clone()), stop.clone());
+    let claims =
+        outrigger_runtime::watch::store(Api::<NodeClaim>::all(client.clone()), stop.clone());
+    let daemonsets =
+        outrigger_runtime::watch::store(Api::<DaemonSet>::all(client.clone()), stop.clone());
+    let ec2nodeclasses = outrigger_runtime::watch::store(
         Api::<outrigger_karpenter_api::nodeclass::EC2NodeClass>::all(client.clone()),
         stop.clone(),
     );
-    let kwoknodeclasses = watch(
+    let kwoknodeclasses = outrigger_runtime::watch::store(
         Api::<outrigger_karpenter_api::nodeclass::KWOKNodeClass>::all(client.clone()),
         stop.clone(),
     );

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod process_metrics;
 mod runtime;
 pub mod shutdown;
+pub mod watch;
 
 pub use admin::{AdminState, Readiness};
 pub use runtime::{Runtime, RuntimeArgs, RuntimeError, make_client};

@@ -370,22 +370,20 @@ impl Elb {
             ..Default::default()
         };
         let mut lbs = vec![];
-        let mut marker = None;
-        loop {
+        let mut pages = self
+            .elbv2
+            .describe_load_balancers()
+            .page_size(400)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
             self.call();
-            let r = self
-                .elbv2
-                .describe_load_balancers()
-                .set_marker(marker)
-                .page_size(400)
-                .send()
-                .await
-                .map_err(api("DescribeLoadBalancers"))?;
-            lbs.extend(r.load_balancers().iter().cloned());
-            marker = r.next_marker().map(str::to_string);
-            if marker.is_none() {
-                break;
-            }
+            lbs.extend(
+                page.map_err(api("DescribeLoadBalancers"))?
+                    .load_balancers()
+                    .iter()
+                    .cloned(),
+            );
         }
         let arns: Vec<String> = lbs
             .iter()
@@ -428,22 +426,20 @@ impl Elb {
             );
         }
         let mut tgs = vec![];
-        let mut marker = None;
-        loop {
+        let mut pages = self
+            .elbv2
+            .describe_target_groups()
+            .page_size(400)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
             self.call();
-            let r = self
-                .elbv2
-                .describe_target_groups()
-                .set_marker(marker)
-                .page_size(400)
-                .send()
-                .await
-                .map_err(api("DescribeTargetGroups"))?;
-            tgs.extend(r.target_groups().iter().cloned());
-            marker = r.next_marker().map(str::to_string);
-            if marker.is_none() {
-                break;
-            }
+            tgs.extend(
+                page.map_err(api("DescribeTargetGroups"))?
+                    .target_groups()
+                    .iter()
+                    .cloned(),
+            );
         }
         let arns: Vec<String> = tgs
             .iter()

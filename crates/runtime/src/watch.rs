@@ -1,0 +1,85 @@
+//! Watched caches: a reflector store kept current by a watch (with backoff
+//! on errors) until shutdown, and, when a controller maps changes to work,
+//! each object as it is added, changed or deleted.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio_util::sync::CancellationToken;
+
+/// A store of every object of the kind `api` lists.
+pub fn store<K>(api: Api<K>, stop: CancellationToken) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    spawn(api, stop, None)
+}
+
+/// A store, and the objects as they change (the initial list included;
+/// a deleted object is sent as it last was).
+pub fn store_with_changes<K>(
+    api: Api<K>,
+    stop: CancellationToken,
+) -> (Store<K>, UnboundedReceiver<Arc<K>>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (tx, rx) = unbounded_channel();
+    (spawn(api, stop, Some(tx)), rx)
+}
+
+fn spawn<K>(api: Api<K>, stop: CancellationToken, tx: Option<UnboundedSender<Arc<K>>>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                item = stream.next() => match item {
+                    Some(Ok(
+                        watcher::Event::Apply(o)
+                        | watcher::Event::InitApply(o)
+                        | watcher::Event::Delete(o),
+                    )) => {
+                        if let Some(tx) = &tx {
+                            let _ = tx.send(Arc::new(o));
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
+                    None => return,
+                },
+            }
+        }
+    });
+    reader
+}
