@@ -1048,3 +1048,103 @@ async fn a_group_over_the_rule_limit_says_so_on_every_member() -> Result<()> {
     nothing_tagged(env, "ingress.k8s.aws/stack", &group).await?;
     ns.cleanup().await
 }
+
+/// Instance targets: an NLB Service with `nlb-target-type: instance` and
+/// `target-node-labels` picking the managed node group registers those
+/// nodes' EC2 instances (from their providerID) on the Service's NodePort.
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn instance_targets_are_the_nodes_instances_on_the_node_port() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "nlb-instance").await?;
+    env.apply(&format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  namespace: {ns}
+  name: web
+  annotations:
+    service.beta.kubernetes.io/aws-load-balancer-type: external
+    service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: instance
+    service.beta.kubernetes.io/aws-load-balancer-target-node-labels: eks.amazonaws.com/nodegroup=ng-1
+spec:
+  type: LoadBalancer
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#,
+        ns = ns.name
+    ))?;
+    let dns = address(env, &ns.name, "service", "web").await?;
+    let lb = load_balancer_by_dns(env, &dns)?.context("no load balancer")?;
+    ensure!(
+        lb["Scheme"] == "internal",
+        "the default scheme is internal: {}",
+        lb["Scheme"]
+    );
+    let svc = kubectl_json(env, &["-n", &ns.name, "get", "service", "web"])?;
+    let node_port = svc["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .context("no nodePort")?;
+    let nodes = kubectl_json(
+        env,
+        &["get", "nodes", "-l", "eks.amazonaws.com/nodegroup=ng-1"],
+    )?;
+    let want: BTreeSet<String> = nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["spec"]["providerID"].as_str())
+        .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+        .collect();
+    ensure!(
+        want.len() == 3,
+        "the managed node group's instances: {want:?}"
+    );
+    let tgs = target_groups_of(env, lb["LoadBalancerArn"].as_str().unwrap_or_default())?;
+    ensure!(
+        tgs.len() == 1 && tgs[0]["TargetType"] == "instance",
+        "target groups: {tgs:?}"
+    );
+    let tg_arn = tgs[0]["TargetGroupArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eventually(
+        "the node group's instances registered",
+        Duration::from_secs(30),
+        || async { Ok((targets(env, &tg_arn)? == want).then_some(())) },
+    )
+    .await?;
+    let health = env.aws(&[
+        "elbv2",
+        "describe-target-health",
+        "--target-group-arn",
+        &tg_arn,
+        "--query",
+        "TargetHealthDescriptions[].Target.Port",
+        "--output",
+        "text",
+    ])?;
+    let ports: BTreeSet<&str> = health.split_whitespace().collect();
+    let np = node_port.to_string();
+    ensure!(
+        ports == BTreeSet::from([np.as_str()]),
+        "target ports {ports:?}, nodePort {node_port}"
+    );
+    env.run(
+        "kubectl",
+        &[
+            "-n",
+            &ns.name,
+            "delete",
+            "service",
+            "web",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    )?;
+    nothing_tagged(env, "service.k8s.aws/stack", &format!("{}/web", ns.name)).await?;
+    ns.cleanup().await
+}
