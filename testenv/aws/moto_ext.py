@@ -45,6 +45,14 @@ The extension, on the same server as moto:
 
 The set lives in this process only (a restart empties it; moto's
 ``/moto-api/reset`` does not touch it).
+
+A second, smaller gap: ELBv2's ``DescribeTargetGroups --load-balancer-arn``
+lists every target group a listener or rule of the load balancer forwards
+to. moto records that link when a listener or rule is created, not when
+ModifyRule or ModifyListener points one at a target group, so a rule changed
+to forward (the load balancer controller does that when a backend Service
+appears after its Ingress) left the group unlisted. The extension records
+the link on those two calls as well.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from typing import Any, Iterable
 import moto.server
 from moto.ec2.models.fleets import FleetsBackend
 from moto.ec2.responses.fleets import Fleets as FleetsResponse
+from moto.elbv2.models import ELBv2Backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 EXT_PATH = "/outrigger-ext/insufficient-capacity"
@@ -319,8 +328,42 @@ class ExtendedApplication(DomainDispatcherApplication):
         return super().__call__(environ, start_response)
 
 
+_modify_rule = ELBv2Backend.modify_rule
+_modify_listener = ELBv2Backend.modify_listener
+
+
+def _link_target_groups(backend: Any, load_balancer_arn: str, actions: Iterable[Any]) -> None:
+    """Records the load balancer on every target group a forward action
+    names, as CreateRule and CreateListener do in moto and every change does
+    in ELBv2 (a target group's ``LoadBalancerArns``)."""
+    for action in actions:
+        if action.type != "forward":
+            continue
+        for arn in backend._get_target_group_arns_from(action_data=action.data):
+            tg = backend.target_groups.get(arn)
+            if tg is not None and load_balancer_arn not in tg.load_balancer_arns:
+                tg.load_balancer_arns.append(load_balancer_arn)
+
+
+def modify_rule(self: Any, rule_arn: str, conditions: Any, actions: Any) -> Any:
+    rule = _modify_rule(self, rule_arn, conditions, actions)
+    for lb in self.load_balancers.values():
+        listener = lb.listeners.get(rule.listener_arn)
+        if listener is not None:
+            _link_target_groups(self, listener.load_balancer_arn, rule.actions)
+    return rule
+
+
+def modify_listener(self: Any, arn: str, *args: Any, **kwargs: Any) -> Any:
+    listener = _modify_listener(self, arn, *args, **kwargs)
+    _link_target_groups(self, listener.load_balancer_arn, listener.default_actions)
+    return listener
+
+
 def install() -> None:
     """Patches moto in this process (idempotent)."""
+    ELBv2Backend.modify_rule = modify_rule  # type: ignore[method-assign]
+    ELBv2Backend.modify_listener = modify_listener  # type: ignore[method-assign]
     FleetsBackend.create_fleet = create_fleet  # type: ignore[method-assign]
     FleetsResponse.create_fleet = create_fleet_response  # type: ignore[method-assign]
     moto.server.DomainDispatcherApplication = ExtendedApplication  # type: ignore[misc]

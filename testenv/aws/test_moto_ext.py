@@ -34,6 +34,7 @@ class MotoExtTest(unittest.TestCase):
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )
         vpc = cls.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        cls.vpc = vpc
         cls.subnets = {}
         for i, z in enumerate(["a", "b"]):
             zone = f"{REGION}{z}"
@@ -159,6 +160,36 @@ class MotoExtTest(unittest.TestCase):
         self.assertEqual(moto_ext.fleet_capacity_type({"TotalTargetCapacity": 1}), "on-demand")
         self.assertEqual(moto_ext.fleet_capacity_type({"TotalTargetCapacity": 1, "SpotTargetCapacity": 1}), "spot")
 
+    def test_a_rule_or_listener_changed_to_forward_lists_its_target_group(self):
+        """ModifyRule and ModifyListener link the target groups they forward
+        to with the load balancer, as ELBv2 does."""
+        elb = boto3.client(
+            "elbv2", region_name=REGION, endpoint_url=self.url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+        lb = elb.create_load_balancer(Name="link-test", Type="application",
+                                      Subnets=list(self.subnets.values()))["LoadBalancers"][0]["LoadBalancerArn"]
+        tgs = [elb.create_target_group(Name=f"link-{i}", Protocol="HTTP", Port=80, VpcId=self.vpc,
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"] for i in range(2)]
+        fixed = [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}]
+        listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                                       DefaultActions=fixed)["Listeners"][0]["ListenerArn"]
+        rule = elb.create_rule(ListenerArn=listener, Priority=1, Actions=fixed, Conditions=[
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}])["Rules"][0]["RuleArn"]
+
+        def listed():
+            try:
+                return {t["TargetGroupArn"] for t in elb.describe_target_groups(LoadBalancerArn=lb)["TargetGroups"]}
+            except elb.exceptions.TargetGroupNotFoundException:
+                return set()
+
+        self.assertEqual(listed(), set())
+        elb.modify_rule(RuleArn=rule, Actions=[{"Type": "forward", "TargetGroupArn": tgs[0]}])
+        self.assertEqual(listed(), {tgs[0]})
+        elb.modify_listener(ListenerArn=listener, DefaultActions=[{"Type": "forward", "TargetGroupArn": tgs[1]}])
+        self.assertEqual(listed(), set(tgs))
+        elb.modify_rule(RuleArn=rule, Actions=[{"Type": "forward", "TargetGroupArn": tgs[0]}])
+        self.assertEqual(listed(), set(tgs))
 
 if __name__ == "__main__":
     unittest.main()

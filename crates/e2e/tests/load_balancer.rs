@@ -280,8 +280,18 @@ async fn seed_game_2048_ingress_becomes_an_alb() -> Result<()> {
         ls.len() == 1 && ls[0]["Protocol"] == "HTTP" && ls[0]["Port"] == 80,
         "listeners: {ls:?}"
     );
-    let rs = rules(env, ls[0]["ListenerArn"].as_str().unwrap_or_default())?;
-    ensure!(rs.len() == 1, "rules: {rs:?}");
+    // The file creates the Ingress right after its Service: if the
+    // controller sees the Ingress first, the rule answers 503 ("Backend
+    // service does not exist") until the Service is there, then forwards.
+    let listener = ls[0]["ListenerArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rs = eventually("the rule to forward", Duration::from_secs(30), || async {
+        let rs = rules(env, &listener)?;
+        Ok((rs.len() == 1 && rs[0]["Actions"][0]["Type"] == "forward").then_some(rs))
+    })
+    .await?;
     let paths = rule_paths(env, ls[0]["ListenerArn"].as_str().unwrap_or_default())?;
     ensure!(
         paths == vec![vec!["/*".to_string()]],
