@@ -64,6 +64,9 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Elb(#[from] outrigger_provider_aws::elb::ElbError),
+    /// Something the object needs is not there yet.
+    #[error("waiting: {0}")]
+    Waiting(String),
 }
 
 /// What the queue holds.

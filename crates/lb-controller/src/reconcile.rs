@@ -679,11 +679,11 @@ pub(crate) async fn binding(ctx: &Ctx, namespace: &str, name: &str) -> Result<()
             format!("service {namespace}/{} not found", b.spec.service_ref.name),
         )
         .await?;
-        return Err(Error::Elb(
-            outrigger_provider_aws::elb::ElbError::UnknownTargetGroup(
-                "service not found yet".into(),
-            ),
-        ));
+        // Retried with backoff: the Service may come after its binding.
+        return Err(Error::Waiting(format!(
+            "service {namespace}/{} not found",
+            b.spec.service_ref.name
+        )));
     };
     let target_type = match b.spec.target_type {
         Some(outrigger_lb_api::v1beta1::TargetType::Ip) => TargetType::Ip,
