@@ -72,6 +72,32 @@ async fn nothing_tagged_within(
     .await
 }
 
+/// Waits for `n` running pods matching `selector`, then for exactly their
+/// IPs to be the target group's targets (within `within` of the pods
+/// running).
+async fn registered(
+    env: &TestEnv,
+    ns: &str,
+    selector: &str,
+    n: usize,
+    tg_arn: &str,
+    within: Duration,
+) -> Result<()> {
+    let want = eventually(
+        &format!("{n} running pods ({selector})"),
+        Duration::from_secs(30),
+        || async {
+            let ips = pod_ips(env, ns, selector)?;
+            Ok((ips.len() == n).then_some(ips))
+        },
+    )
+    .await?;
+    eventually(&format!("the {n} pod IPs registered"), within, || async {
+        Ok((targets(env, tg_arn)? == want).then_some(()))
+    })
+    .await
+}
+
 fn example(env: &TestEnv, file: &str) -> String {
     env.repo
         .join("deploy/examples")
@@ -132,19 +158,13 @@ async fn seed_nginx_service_becomes_an_nlb() -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let want = eventually(
-        "three running nginx pods",
+    registered(
+        env,
+        &ns.name,
+        "app=nginx",
+        3,
+        &tg_arn,
         Duration::from_secs(30),
-        || async {
-            let ips = pod_ips(env, &ns.name, "app=nginx")?;
-            Ok((ips.len() == 3).then_some(ips))
-        },
-    )
-    .await?;
-    eventually(
-        "the three pod IPs registered",
-        Duration::from_secs(30),
-        || async { Ok((targets(env, &tg_arn)? == want).then_some(())) },
     )
     .await?;
 
@@ -161,19 +181,13 @@ async fn seed_nginx_service_becomes_an_nlb() -> Result<()> {
             "5",
         ],
     )?;
-    let want = eventually(
-        "five running nginx pods",
-        Duration::from_secs(30),
-        || async {
-            let ips = pod_ips(env, &ns.name, "app=nginx")?;
-            Ok((ips.len() == 5).then_some(ips))
-        },
-    )
-    .await?;
-    eventually(
-        "the five pod IPs registered",
+    registered(
+        env,
+        &ns.name,
+        "app=nginx",
+        5,
+        &tg_arn,
         Duration::from_secs(10),
-        || async { Ok((targets(env, &tg_arn)? == want).then_some(())) },
     )
     .await?;
 
@@ -314,19 +328,13 @@ async fn seed_game_2048_ingress_becomes_an_alb() -> Result<()> {
         tg["TargetType"] == "ip" && tg["Protocol"] == "HTTP" && tg["Port"] == 80,
         "target group: {tg}"
     );
-    let want = eventually(
-        "five running 2048 pods",
+    registered(
+        env,
+        "game-2048",
+        "app.kubernetes.io/name=app-2048",
+        5,
+        &tg_arn,
         Duration::from_secs(30),
-        || async {
-            let ips = pod_ips(env, "game-2048", "app.kubernetes.io/name=app-2048")?;
-            Ok((ips.len() == 5).then_some(ips))
-        },
-    )
-    .await?;
-    eventually(
-        "the five pod IPs registered",
-        Duration::from_secs(30),
-        || async { Ok((targets(env, &tg_arn)? == want).then_some(())) },
     )
     .await?;
     env.run(
@@ -877,15 +885,13 @@ spec:
                 ],
             )?;
         }
-        let want = eventually("running web pods", Duration::from_secs(30), || async {
-            let ips = pod_ips(env, &ns.name, "app=web")?;
-            Ok((ips.len() == replicas).then_some(ips))
-        })
-        .await?;
-        eventually(
-            "the pod IPs registered",
+        registered(
+            env,
+            &ns.name,
+            "app=web",
+            replicas,
+            &tg_arn,
             Duration::from_secs(15),
-            || async { Ok((targets(env, &tg_arn)? == want).then_some(())) },
         )
         .await?;
     }

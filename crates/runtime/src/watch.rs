@@ -12,49 +12,49 @@ use kube::{
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-/// A store of every object of the kind `api` lists.
-pub fn store<K>(api: Api<K>, stop: CancellationToken) -> Store<K>
-where
+/// What a watched kind must be (every Kubernetes object type is).
+pub trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// A store of every object of the kind `api` lists.
+pub fn store<K: Watched>(api: Api<K>, stop: CancellationToken) -> Store<K> {
     spawn(api, stop, None)
 }
 
 /// A store, and the objects as they change (the initial list included;
 /// a deleted object is sent as it last was).
-pub fn store_with_changes<K>(
+pub fn store_with_changes<K: Watched>(
     api: Api<K>,
     stop: CancellationToken,
-) -> (Store<K>, UnboundedReceiver<Arc<K>>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> (Store<K>, UnboundedReceiver<Arc<K>>) {
     let (tx, rx) = unbounded_channel();
     (spawn(api, stop, Some(tx)), rx)
 }
 
-fn spawn<K>(api: Api<K>, stop: CancellationToken, tx: Option<UnboundedSender<Arc<K>>>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+fn spawn<K: Watched>(
+    api: Api<K>,
+    stop: CancellationToken,
+    tx: Option<UnboundedSender<Arc<K>>>,
+) -> Store<K> {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
