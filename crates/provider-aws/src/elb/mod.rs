@@ -364,6 +364,27 @@ impl Elb {
         Ok(out)
     }
 
+    /// The ELBv2 resources tagged for this cluster, with their ARNs and tags.
+    async fn of_cluster<T>(
+        &self,
+        items: Vec<T>,
+        arn_of: impl Fn(&T) -> Option<&str>,
+    ) -> Result<Vec<(String, T, BTreeMap<String, String>)>, ElbError> {
+        let arns: Vec<String> = items
+            .iter()
+            .filter_map(|i| arn_of(i).map(str::to_string))
+            .collect();
+        let mut tags = self.tags_of(&arns).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let arn = arn_of(&i)?.to_string();
+                let t = tags.remove(&arn)?;
+                (t.get(TAG_CLUSTER) == Some(&self.cluster)).then_some((arn, i, t))
+            })
+            .collect())
+    }
+
     async fn list(&self) -> Result<Inventory, ElbError> {
         let mut inv = Inventory {
             loaded: true,
@@ -385,21 +406,9 @@ impl Elb {
                     .cloned(),
             );
         }
-        let arns: Vec<String> = lbs
-            .iter()
-            .filter_map(|l| l.load_balancer_arn().map(str::to_string))
-            .collect();
-        let tags = self.tags_of(&arns).await?;
-        for l in lbs {
-            let Some(arn) = l.load_balancer_arn() else {
-                continue;
-            };
-            let Some(t) = tags.get(arn) else { continue };
-            if t.get(TAG_CLUSTER) != Some(&self.cluster) {
-                continue;
-            }
+        for (arn, l, t) in self.of_cluster(lbs, |l| l.load_balancer_arn()).await? {
             inv.lbs.insert(
-                arn.to_string(),
+                arn,
                 LbInfo {
                     name: l.load_balancer_name().unwrap_or_default().to_string(),
                     dns_name: l.dns_name().unwrap_or_default().to_string(),
@@ -421,7 +430,7 @@ impl Elb {
                         .filter_map(|z| z.subnet_id().map(str::to_string))
                         .collect(),
                     security_groups: l.security_groups().iter().cloned().collect(),
-                    tags: t.clone(),
+                    tags: t,
                 },
             );
         }
@@ -441,27 +450,13 @@ impl Elb {
                     .cloned(),
             );
         }
-        let arns: Vec<String> = tgs
-            .iter()
-            .filter_map(|t| t.target_group_arn().map(str::to_string))
-            .collect();
-        let tags = self.tags_of(&arns).await?;
-        for t in tgs {
-            let Some(arn) = t.target_group_arn() else {
-                continue;
-            };
-            let Some(tg_tags) = tags.get(arn) else {
-                continue;
-            };
-            if tg_tags.get(TAG_CLUSTER) != Some(&self.cluster) {
-                continue;
-            }
+        for (arn, t, tg_tags) in self.of_cluster(tgs, |t| t.target_group_arn()).await? {
             inv.tgs.insert(
-                arn.to_string(),
+                arn,
                 TgInfo {
                     name: t.target_group_name().unwrap_or_default().to_string(),
                     health: health_key_of(&t),
-                    tags: tg_tags.clone(),
+                    tags: tg_tags,
                 },
             );
         }
