@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use outrigger_e2e::env;
+use outrigger_runtime::sync::LockExt;
 
 /// Applies a manifest; `Err` carries kubectl's message.
 fn apply(manifest: &str) -> Result<String> {
@@ -26,7 +27,7 @@ fn apply(manifest: &str) -> Result<String> {
 /// two concurrent creates of one CRD conflict).
 fn install_crds() -> Result<()> {
     static DONE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut done = DONE.locked();
     if *done {
         return Ok(());
     }

@@ -66,10 +66,21 @@ struct Raw<'a> {
     min_values: Option<i64>,
 }
 
-/// Adds one requirement to `out`, or says what is wrong with it.
+/// Adds one requirement of a pool to `out`, or says what is wrong with it.
 fn requirement(field: &str, raw: Raw<'_>, out: &mut Requirements) -> Result<(), FieldError> {
+    add_requirement(field, raw, out, true)
+}
+
+/// Adds one requirement to `out`; `restricted`: refuse the labels
+/// Karpenter sets itself (a pool may not name them, a NodeClaim does).
+fn add_requirement(
+    field: &str,
+    raw: Raw<'_>,
+    out: &mut Requirements,
+    restricted: bool,
+) -> Result<(), FieldError> {
     let key = normalize_key(raw.key);
-    if RESTRICTED.contains(&key) {
+    if restricted && RESTRICTED.contains(&key) {
         return Err(err(
             field,
             format!("label {key} is restricted: Karpenter sets it"),
@@ -168,6 +179,26 @@ fn labels(
 
 fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
+}
+
+/// A NodeClaim's requirements in the solver's algebra, the inclusive
+/// operators shifted as for pools (`Gte 4` is `Gt 3`, `Lte 8` is `Lt 9`).
+/// A requirement that cannot be read is left out (the claim was written by
+/// the provisioner; the API server validated it).
+pub fn nodeclaim_requirements(claim: &v1::NodeClaim) -> Requirements {
+    let mut reqs = Requirements::default();
+    for r in &claim.spec.requirements {
+        let (op, shift) = op_v1(r.operator);
+        let raw = Raw {
+            key: &r.key,
+            op,
+            shift,
+            values: &r.values,
+            min_values: None,
+        };
+        let _ = add_requirement("spec.requirements", raw, &mut reqs, false);
+    }
+    reqs
 }
 
 /// A v1 NodePool as the solver's pool.

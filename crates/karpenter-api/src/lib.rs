@@ -7,7 +7,6 @@
 
 pub mod convert;
 pub mod nodeclass;
-pub mod pods;
 pub mod v1;
 pub mod v1alpha5;
 

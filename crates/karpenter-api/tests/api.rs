@@ -219,6 +219,38 @@ fn nodepools_map_and_bad_ones_name_the_field() {
     assert!(errs[0].message.contains("contradicts"), "{errs:?}");
 }
 
+/// Karpenter's inclusive operators read the same on a NodeClaim as on a
+/// NodePool: `Gte 4` allows 4, `Lte 8` allows 8 (a converter that dropped
+/// the shift once misread claims written with them).
+#[test]
+fn nodeclaims_read_gte_and_lte_inclusively() {
+    let claim: v1::NodeClaim = serde_saphyr::from_str(
+        r#"
+apiVersion: karpenter.sh/v1
+kind: NodeClaim
+metadata: {name: c}
+spec:
+  nodeClassRef: {group: karpenter.kwok.sh, kind: KWOKNodeClass, name: default}
+  requirements:
+    - {key: karpenter.k8s.aws/instance-cpu, operator: Gte, values: ["4"]}
+    - {key: karpenter.k8s.aws/instance-memory, operator: Lte, values: ["8192"]}
+    - {key: karpenter.sh/nodepool, operator: In, values: [default]}
+"#,
+    )
+    .unwrap();
+    let r = convert::nodeclaim_requirements(&claim);
+    let cpu = r.get("karpenter.k8s.aws/instance-cpu").unwrap();
+    assert!(cpu.allows(Some("4")) && cpu.allows(Some("5")) && !cpu.allows(Some("3")));
+    let mem = r.get("karpenter.k8s.aws/instance-memory").unwrap();
+    assert!(mem.allows(Some("8192")) && !mem.allows(Some("8193")));
+    // What Karpenter itself writes on a claim is read, not refused.
+    assert!(
+        r.get("karpenter.sh/nodepool")
+            .unwrap()
+            .allows(Some("default"))
+    );
+}
+
 #[test]
 fn unknown_operators_do_not_parse() {
     let r: Result<v1::NodePool, _> = serde_saphyr::from_str(

@@ -7,13 +7,13 @@
 //!
 //! Events on watched objects are mapped to stacks (a Service, an
 //! IngressGroup) in a work queue; a worker builds the stack's desired model
-//! with `outrigger-lb-model` (pure), and `outrigger-provider-aws` makes AWS
+//! with `outrigger-lb-model` (pure), and `outrigger-aws-elb` makes AWS
 //! match it. Finalizers hold objects until their resources are gone; stacks
 //! tagged for this cluster with no object left are garbage-collected.
 
-mod queue;
 mod reconcile;
 
+use outrigger_runtime::sync::LockExt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -26,13 +26,12 @@ use k8s_openapi::api::{
     networking::v1::{Ingress, IngressClass},
 };
 use kube::{Api, Client, ResourceExt, runtime::reflector::Store};
+use outrigger_aws_elb::Elb;
 use outrigger_lb_api::v1beta1::{IngressClassParams, TargetGroupBinding};
 use outrigger_lb_model::model::StackId;
-use outrigger_provider_aws::elb::Elb;
+use outrigger_runtime::{Action, Controller, ErrorKind, KeyKind, queue::Queue};
 use outrigger_runtime::{Runtime, events::Events, watch::store_with_changes};
-use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
-
-pub use queue::Queue;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Flags of `outrigger load-balancer-controller` (the AWS Load Balancer
 /// Controller's names where they exist).
@@ -63,10 +62,20 @@ pub enum Error {
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
-    Elb(#[from] outrigger_provider_aws::elb::ElbError),
+    Elb(#[from] outrigger_aws_elb::ElbError),
     /// Something the object needs is not there yet.
     #[error("waiting: {0}")]
     Waiting(String),
+}
+
+impl ErrorKind for Error {
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(e) => e.kind(),
+            Error::Elb(_) => "AwsError",
+            Error::Waiting(_) => "Waiting",
+        }
+    }
 }
 
 /// What the queue holds.
@@ -76,11 +85,18 @@ pub enum Key {
     Binding { namespace: String, name: String },
 }
 
+impl KeyKind for Key {
+    fn kind(&self) -> &'static str {
+        match self {
+            Key::Stack(StackId::Service { .. }) => "service",
+            Key::Stack(_) => "ingress",
+            Key::Binding { .. } => "targetgroupbinding",
+        }
+    }
+}
+
 pub(crate) struct Metrics {
-    reconciles: prometheus_client::metrics::family::Family<Vec<(String, String)>, Counter>,
-    reconcile_seconds: Histogram,
     aws_calls: prometheus_client::metrics::family::Family<Vec<(String, String)>, Gauge>,
-    queue_depth: Gauge,
 }
 
 pub(crate) struct Ctx {
@@ -168,7 +184,7 @@ impl Ctx {
         let uid = ing.uid().unwrap_or_default();
         let now = reconcile::group_of(self, ing);
         let before = {
-            let mut last = self.last_group.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last_group.locked();
             match &now {
                 Some(id) => last.insert(uid, id.clone()),
                 None => last.remove(&uid),
@@ -231,35 +247,16 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         e = Elb::new(&args.cluster_name) => e,
     };
     let metrics = Metrics {
-        reconciles: Default::default(),
-        reconcile_seconds: Histogram::new(
-            prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 14),
-        ),
         aws_calls: Default::default(),
-        queue_depth: Gauge::default(),
     };
     rt.admin.with_registry(|r| {
-        r.register(
-            "outrigger_lb_reconciles",
-            "Stack reconciles by kind and result",
-            metrics.reconciles.clone(),
-        );
-        r.register(
-            "outrigger_lb_reconcile_seconds",
-            "Time to reconcile one stack",
-            metrics.reconcile_seconds.clone(),
-        );
         r.register(
             "outrigger_lb_aws_calls",
             "AWS calls made since start, by service (elbv2, ec2)",
             metrics.aws_calls.clone(),
         );
-        r.register(
-            "outrigger_lb_queue_depth",
-            "Stacks waiting to be reconciled",
-            metrics.queue_depth.clone(),
-        );
     });
+    let controller = Controller::<Key>::new("load balancer", "outrigger_lb", &rt.admin);
     let cfg = outrigger_lb_model::Config {
         cluster_name: args.cluster_name.clone(),
         ingress_class: args.ingress_class.clone(),
@@ -279,7 +276,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         nodes,
         namespaces,
         bindings,
-        queue: Queue::new(Duration::from_millis(500), Duration::from_secs(300)),
+        queue: controller.queue(),
         last_group: Mutex::new(HashMap::new()),
         node_seen: Mutex::new(HashMap::new()),
         metrics,
@@ -332,7 +329,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
             // (existence, readiness, labels, provider ID) matters.
             let key = reconcile::node_fingerprint(n);
             let changed = {
-                let mut seen = ctx.node_seen.lock().unwrap_or_else(|e| e.into_inner());
+                let mut seen = ctx.node_seen.locked();
                 seen.insert(n.name_any(), key.clone()).as_ref() != Some(&key)
             };
             if changed {
@@ -354,62 +351,34 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     );
     ready.ok();
     tracing::info!(cluster = %args.cluster_name, workers = args.workers, "load balancer controller started");
-    let mut tasks = vec![];
-    for _ in 0..args.workers.max(1) {
-        tasks.push(tokio::spawn(worker(ctx.clone(), stop.clone())));
-    }
-    tasks.push(tokio::spawn(reconcile::garbage_collect(
+    let gc = tokio::spawn(reconcile::garbage_collect(
         ctx.clone(),
         stop.clone(),
         args.sync_period,
-    )));
-    for t in tasks {
-        let _ = t.await;
-    }
+    ));
+    let worker_ctx = ctx.clone();
+    controller
+        .run(args.workers, stop, move |key| {
+            let ctx = worker_ctx.clone();
+            async move { reconcile_key(&ctx, &key).await }
+        })
+        .await;
+    let _ = gc.await;
     Ok(())
 }
 
-async fn worker(ctx: Arc<Ctx>, stop: tokio_util::sync::CancellationToken) {
-    loop {
-        let key = tokio::select! {
-            _ = stop.cancelled() => return,
-            k = ctx.queue.next() => k,
-        };
-        let start = std::time::Instant::now();
-        let (kind, result) = match &key {
-            Key::Stack(id @ StackId::Service { .. }) => {
-                ("service", reconcile::service(&ctx, id).await)
-            }
-            Key::Stack(id) => ("ingress", reconcile::ingress_group(&ctx, id).await),
-            Key::Binding { namespace, name } => (
-                "targetgroupbinding",
-                reconcile::binding(&ctx, namespace, name).await,
-            ),
-        };
+/// One key: its stack or binding, then the AWS call counts.
+async fn reconcile_key(ctx: &Ctx, key: &Key) -> Result<Action, Error> {
+    let result = match key {
+        Key::Stack(id @ StackId::Service { .. }) => reconcile::service(ctx, id).await,
+        Key::Stack(id) => reconcile::ingress_group(ctx, id).await,
+        Key::Binding { namespace, name } => reconcile::binding(ctx, namespace, name).await,
+    };
+    for (service, n) in [("elbv2", ctx.elb.calls()), ("ec2", ctx.elb.ec2_calls())] {
         ctx.metrics
-            .reconcile_seconds
-            .observe(start.elapsed().as_secs_f64());
-        for (service, n) in [("elbv2", ctx.elb.calls()), ("ec2", ctx.elb.ec2_calls())] {
-            ctx.metrics
-                .aws_calls
-                .get_or_create(&vec![("service".to_string(), service.to_string())])
-                .set(n as i64);
-        }
-        let ok = result.is_ok();
-        ctx.metrics
-            .reconciles
-            .get_or_create(&vec![
-                ("kind".to_string(), kind.to_string()),
-                (
-                    "result".to_string(),
-                    if ok { "success" } else { "error" }.to_string(),
-                ),
-            ])
-            .inc();
-        if let Err(e) = result {
-            tracing::warn!(key = ?key, error = %e, "reconcile failed; retrying");
-        }
-        ctx.queue.done(key, ok);
-        ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
+            .aws_calls
+            .get_or_create(&vec![("service".to_string(), service.to_string())])
+            .set(n as i64);
     }
+    result.map(|()| Action::Done)
 }

@@ -259,47 +259,20 @@ fn stack_targets(ctx: &Ctx, stack: &Stack) -> BTreeMap<String, Vec<Target>> {
         .collect()
 }
 
-async fn set_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    // With the resource version read: the API server refuses the patch if
-    // the object changed meanwhile, so a finalizer someone else added is
-    // never dropped (the reconcile is retried on a fresh copy).
-    let patch = serde_json::json!({"metadata": {
-        "finalizers": finalizers,
-        "resourceVersion": obj.meta().resource_version,
-    }});
-    api.patch(
-        &obj.meta().name.clone().unwrap_or_default(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
 async fn add_finalizer<K>(api: &Api<K>, obj: &K, f: &str) -> Result<(), Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let mut fs = obj.meta().finalizers.clone().unwrap_or_default();
-    if fs.iter().any(|x| x == f) {
-        return Ok(());
-    }
-    fs.push(f.to_string());
-    set_finalizers(api, obj, fs).await
+    outrigger_runtime::finalizer::add(api, obj, f).await?;
+    Ok(())
 }
 
 async fn remove_finalizer<K>(api: &Api<K>, obj: &K, f: &str) -> Result<(), Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let fs = obj.meta().finalizers.clone().unwrap_or_default();
-    if !fs.iter().any(|x| x == f) {
-        return Ok(());
-    }
-    set_finalizers(api, obj, fs.into_iter().filter(|x| x != f).collect()).await
+    outrigger_runtime::finalizer::remove(api, obj, f).await?;
+    Ok(())
 }
 
 /// A Service's NLB.

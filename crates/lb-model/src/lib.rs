@@ -2,7 +2,7 @@
 //! are ours, what AWS Load Balancer Controller annotations mean, the
 //! desired [`model::Stack`] for a Service (NLB) or an IngressGroup (ALB),
 //! and the targets behind each target group. No I/O: a provider (the AWS
-//! one in `outrigger-provider-aws`, a local data plane later) compares the
+//! one in `outrigger-aws-elb`, a local data plane later) compares the
 //! stack with what exists and makes the calls.
 
 pub mod annotations;

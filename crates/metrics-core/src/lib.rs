@@ -1,11 +1,11 @@
 //! The metrics server's pure logic, without I/O: [`parse`] (kubelet
 //! `/metrics/resource`), [`store`] (two samples per node and container, and
-//! the usage math), [`quantity`] (canonical quantity and duration strings),
-//! [`selector`] (label and field selectors), [`proto`] (the Kubernetes
-//! protobuf encoding of the metrics types).
+//! the usage math), [`selector`] (field selectors; label selectors are
+//! `outrigger-values`'), [`proto`] (the Kubernetes protobuf encoding of the
+//! metrics types). Quantities and durations are printed by
+//! `outrigger-values`.
 
 pub mod parse;
 pub mod proto;
-pub mod quantity;
 pub mod selector;
 pub mod store;

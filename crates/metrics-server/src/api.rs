@@ -2,6 +2,7 @@
 //! (get, list with label and field selectors), JSON and Table output,
 //! metav1.Status errors, and the OpenAPI documents the aggregator fetches.
 
+use outrigger_runtime::sync::RwLockExt;
 use std::{
     collections::BTreeMap,
     sync::{Arc, RwLock},
@@ -22,11 +23,23 @@ use serde_json::{Value, json};
 use crate::{
     auth::{Attributes, Authenticator, Authorizer, PeerCerts},
     index, proto,
-    quantity::{cpu_from_nanocores, go_duration, memory_from_bytes},
     selector::{FieldSelector, LabelSelector},
     store::{Nanos, PodUsage, Store, Usage},
 };
+use outrigger_values::{Quantity, duration::format_go as go_duration, quantity::format_scaled};
 use prost::Message;
+
+/// CPU nanocores in Kubernetes' canonical form (`250m`, `12345n`).
+fn cpu_from_nanocores(n: u64) -> String {
+    format_scaled("cpu", i64::try_from(n).unwrap_or(i64::MAX), 1_000_000_000)
+}
+
+/// Bytes in Kubernetes' canonical binary form (`512Mi`).
+fn memory_from_bytes(b: u64) -> String {
+    Quantity::from_units(i64::try_from(b).unwrap_or(i64::MAX))
+        .binary()
+        .to_string()
+}
 
 pub const GROUP: &str = "metrics.k8s.io";
 pub const VERSION: &str = "v1beta1";
@@ -462,7 +475,7 @@ fn pod_item(
 }
 
 fn read_store(st: &ApiState) -> std::sync::RwLockReadGuard<'_, Store> {
-    st.store.read().unwrap_or_else(|e| e.into_inner())
+    st.store.read_locked()
 }
 
 fn node_items(st: &ApiState, ls: &LabelSelector, fs: &FieldSelector) -> Vec<Item> {

@@ -3,6 +3,7 @@
 //! every pod of the cluster, so it keeps nothing else (a full
 //! `PartialObjectMeta` with its maps costs several times more per pod).
 
+use outrigger_runtime::sync::RwLockExt;
 use std::{
     collections::BTreeMap,
     sync::{
@@ -84,25 +85,19 @@ impl PodIndex {
                 }
                 watcher::Event::InitDone => {
                     if let Some(m) = init.take() {
-                        *self.pods.write().unwrap_or_else(|e| e.into_inner()) = m;
+                        *self.pods.write_locked() = m;
                     }
                     self.ready.store(true, Ordering::Release);
                     self.ready_notify.notify_waiters();
                 }
                 watcher::Event::Apply(p) => {
                     if let Some(k) = key_of(&p) {
-                        self.pods
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(k, labels_of(&p));
+                        self.pods.write_locked().insert(k, labels_of(&p));
                     }
                 }
                 watcher::Event::Delete(p) => {
                     if let Some(k) = key_of(&p) {
-                        self.pods
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&k);
+                        self.pods.write_locked().remove(&k);
                     }
                 }
             }
@@ -122,15 +117,14 @@ impl PodIndex {
 
     pub fn labels(&self, namespace: &str, name: &str) -> Option<Labels> {
         self.pods
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .read_locked()
             .get(&PodRef { namespace, name })
             .cloned()
     }
 
     /// Calls `f` for every pod (optionally of one namespace).
     pub fn for_each(&self, namespace: Option<&str>, mut f: impl FnMut(&PodKey, &Labels)) {
-        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        let pods = self.pods.read_locked();
         for (k, l) in pods.iter() {
             if namespace.is_none_or(|ns| ns == k.namespace) {
                 f(k, l);

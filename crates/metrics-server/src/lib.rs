@@ -17,8 +17,9 @@ pub mod scraper;
 pub mod server;
 pub mod tls;
 
-pub use outrigger_metrics_core::{parse, proto, quantity, selector, store};
+pub use outrigger_metrics_core::{parse, proto, selector, store};
 
+use outrigger_runtime::sync::RwLockExt;
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -371,7 +372,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         let started = Instant::now();
         let nodes = node_store.state();
         let count = nodes.len();
-        store.write().unwrap_or_else(|e| e.into_inner()).begin();
+        store.write_locked().begin();
         let scraped =
             match tokio::time::timeout(args.metric_resolution, scraper.scrape(nodes, &store)).await
             {
@@ -384,7 +385,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
                 }
             };
         {
-            let mut s = store.write().unwrap_or_else(|e| e.into_inner());
+            let mut s = store.write_locked();
             s.end();
             let (n, c) = s.points();
             points

@@ -1,5 +1,6 @@
 //! Scraping kubelets' `/metrics/resource`.
 
+use outrigger_runtime::sync::RwLockExt;
 use std::{
     sync::{Arc, RwLock},
     time::Duration,
@@ -242,8 +243,7 @@ impl Scraper {
                             tracing::debug!(node = %name, lines = scrape.malformed, "skipped malformed metric lines");
                         }
                         store
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
+                            .write_locked()
                             .put_scrape(&name, &scrape, at);
                         true
                     }

@@ -181,7 +181,7 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
         }
     }
     if args.providers.contains(&ProviderKind::Aws) && uses(Which::Aws) {
-        let aws = outrigger_provider_aws::Aws::new(&args.cluster_name).await;
+        let aws = outrigger_aws_ec2::Ec2::new(&args.cluster_name).await;
         match aws
             .instance_types(&outrigger_scheduling::eks::Kubelet::default())
             .await

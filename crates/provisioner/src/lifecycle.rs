@@ -2,6 +2,7 @@
 //! Node by providerID), initialize; empty-node TTL; termination through
 //! the `karpenter.sh/termination` finalizer (cordon, evict, delete).
 
+use outrigger_runtime::sync::LockExt;
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Condition};
@@ -10,11 +11,12 @@ use kube::{
     api::{EvictParams, Patch, PatchParams},
     runtime::{Controller, controller::Action, watcher},
 };
-use outrigger_karpenter_api::{pods, v1::NodeClaim};
+use outrigger_karpenter_api::v1::NodeClaim;
 use outrigger_runtime::conditions::{self, Desired, Status};
 use outrigger_scheduling::model::{
     LABEL_CAPACITY_TYPE, LABEL_INSTANCE_TYPE, LABEL_NODEPOOL, LABEL_ZONE,
 };
+use outrigger_scheduling_kube as pods;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Ctx, metrics::labels, pools, provider::to_quantities};
@@ -136,12 +138,7 @@ async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error
         node_labels.remove("karpenter.sh/nodepool-kind");
         // A launch whose status has not come back through the watch yet is
         // not launched twice.
-        let earlier = ctx
-            .launched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name)
-            .cloned();
+        let earlier = ctx.launched.locked().get(&name).cloned();
         let relaunch = earlier.is_some();
         let result = match earlier {
             Some(l) => Ok(l),
@@ -149,10 +146,7 @@ async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error
         };
         let launched = match result {
             Ok(l) => {
-                ctx.launched
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.clone(), l.clone());
+                ctx.launched.locked().insert(name.clone(), l.clone());
                 l
             }
             Err(e) => {
@@ -214,10 +208,7 @@ async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Ctx>) -> Result<Action, Error
         );
         return Ok(Action::requeue(Duration::from_millis(500)));
     };
-    ctx.launched
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&name);
+    ctx.launched.locked().remove(&name);
     // Register: the Node with our providerID.
     let node = ctx.nodes.find(|n| {
         n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id.as_str())
@@ -369,10 +360,7 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
     let name = claim.name_any();
     // No longer capacity for the next batch, even if no batch ran since it
     // was created.
-    ctx.created
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|(_, c)| c.name_any() != name);
+    ctx.created.locked().retain(|(_, c)| c.name_any() != name);
     let node_name = claim
         .status
         .as_ref()
@@ -533,7 +521,7 @@ fn string_map(v: Option<&serde_json::Value>) -> std::collections::BTreeMap<Strin
 pub(crate) fn aws_class(
     ctx: &Ctx,
     r: &outrigger_karpenter_api::v1::NodeClassReference,
-) -> Result<outrigger_provider_aws::NodeClass, String> {
+) -> Result<outrigger_aws_ec2::NodeClass, String> {
     match r.kind.as_str() {
         "Provisioner" => {
             let p = ctx
@@ -553,7 +541,7 @@ pub(crate) fn aws_class(
                     r.name
                 ));
             }
-            Ok(outrigger_provider_aws::NodeClass {
+            Ok(outrigger_aws_ec2::NodeClass {
                 name: r.name.clone(),
                 subnet_tags: vec![subnets],
                 security_group_tags: vec![groups],
@@ -571,7 +559,7 @@ pub(crate) fn aws_class(
                 .find(|n| n.name_any() == r.name)
                 .ok_or_else(|| format!("EC2NodeClass {} not found", r.name))?;
             let spec = &nc.spec;
-            Ok(outrigger_provider_aws::NodeClass {
+            Ok(outrigger_aws_ec2::NodeClass {
                 name: r.name.clone(),
                 subnet_tags: spec
                     .subnet_selector_terms

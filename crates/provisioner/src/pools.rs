@@ -36,32 +36,10 @@ impl Pool {
     }
 }
 
-/// "30s", "5m", "1h30m" (Karpenter's duration fields); `None` for "Never"
-/// or anything else.
+/// Karpenter's duration fields (`30s`, `1h30m`); `None` for `Never` or
+/// anything that is not a duration.
 pub fn duration(s: &str) -> Option<Duration> {
-    if s == "Never" {
-        return None;
-    }
-    let mut total = 0u64;
-    let mut n = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            n.push(c);
-            continue;
-        }
-        let v: u64 = n.parse().ok()?;
-        n.clear();
-        total += match c {
-            's' => v,
-            'm' => v * 60,
-            'h' => v * 3600,
-            _ => return None,
-        };
-    }
-    if !n.is_empty() {
-        return None;
-    }
-    Some(Duration::from_secs(total))
+    outrigger_values::duration::parse_or_never(s).ok().flatten()
 }
 
 pub fn from_nodepool(np: &NodePool) -> Result<Pool, Vec<FieldError>> {

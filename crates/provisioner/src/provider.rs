@@ -4,7 +4,7 @@
 //! (`outrigger-provider-aws`). A pool's node class picks its provider:
 //! a KWOKNodeClass means kwok, anything else AWS.
 
-use std::collections::BTreeMap;
+use outrigger_runtime::sync::RwLockExt;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::{Api, Client, api::PostParams};
@@ -15,7 +15,7 @@ use outrigger_scheduling::{
         CAPACITY_ON_DEMAND, CAPACITY_SPOT, InstanceType, LABEL_CAPACITY_TYPE, LABEL_HOSTNAME,
         LABEL_INSTANCE_TYPE, LABEL_ZONE, Labels, Offering,
     },
-    requirements::{Operator, Requirement, Requirements},
+    requirements::Requirements,
     resources::Resources,
 };
 
@@ -39,31 +39,14 @@ pub enum ProviderError {
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
     #[error("aws: {0}")]
-    Aws(outrigger_provider_aws::AwsError),
+    Aws(outrigger_aws_ec2::Ec2Error),
     #[error("{0}")]
     NodeClass(String),
 }
 
 /// The claim's requirements in the solver's algebra.
 pub fn claim_requirements(claim: &NodeClaim) -> Requirements {
-    let mut r = Requirements::default();
-    for req in &claim.spec.requirements {
-        let op = match req.operator {
-            outrigger_karpenter_api::v1::Operator::In => Operator::In,
-            outrigger_karpenter_api::v1::Operator::NotIn => Operator::NotIn,
-            outrigger_karpenter_api::v1::Operator::Exists => Operator::Exists,
-            outrigger_karpenter_api::v1::Operator::DoesNotExist => Operator::DoesNotExist,
-            outrigger_karpenter_api::v1::Operator::Gt
-            | outrigger_karpenter_api::v1::Operator::Gte => Operator::Gt,
-            outrigger_karpenter_api::v1::Operator::Lt
-            | outrigger_karpenter_api::v1::Operator::Lte => Operator::Lt,
-        };
-        let values: Vec<&str> = req.values.iter().map(String::as_str).collect();
-        if let Ok(x) = Requirement::new(&req.key, op, &values) {
-            r.add(&req.key, x);
-        }
-    }
-    r
+    outrigger_karpenter_api::convert::nodeclaim_requirements(claim)
 }
 
 /// The cheapest available offering the requirements allow, among the
@@ -88,27 +71,7 @@ pub fn choose(types: &[InstanceType], req: &Requirements) -> Option<(usize, Offe
     best
 }
 
-/// Resources as Kubernetes quantities (cpu in millicores, the rest in units).
-pub fn to_quantities(
-    r: &Resources,
-) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    let mut m = BTreeMap::new();
-    m.insert("cpu".to_string(), Quantity(format!("{}m", r.cpu_millis)));
-    m.insert(
-        "memory".to_string(),
-        Quantity(format!("{}", r.memory_bytes)),
-    );
-    m.insert("pods".to_string(), Quantity(r.pods.to_string()));
-    m.insert(
-        "ephemeral-storage".to_string(),
-        Quantity(format!("{}", r.ephemeral_bytes)),
-    );
-    for (k, v) in &r.extended {
-        m.insert(k.clone(), Quantity(v.to_string()));
-    }
-    m
-}
+pub use outrigger_scheduling_kube::to_quantities;
 
 /// Nodes kwok runs: the provider creates the Node object itself.
 pub struct Kwok {
@@ -264,17 +227,14 @@ pub fn which(class: &outrigger_karpenter_api::v1::NodeClassReference) -> Which {
 /// EC2 through the AWS SDK, with the catalogue refreshed every few
 /// minutes (and after a launch finds no capacity).
 pub struct Aws {
-    pub aws: outrigger_provider_aws::Aws,
+    pub aws: outrigger_aws_ec2::Ec2,
     client: Client,
     types: std::sync::RwLock<std::sync::Arc<Vec<InstanceType>>>,
 }
 
 impl Aws {
-    pub async fn new(
-        client: Client,
-        cluster: &str,
-    ) -> Result<Self, outrigger_provider_aws::AwsError> {
-        let aws = outrigger_provider_aws::Aws::new(cluster).await;
+    pub async fn new(client: Client, cluster: &str) -> Result<Self, outrigger_aws_ec2::Ec2Error> {
+        let aws = outrigger_aws_ec2::Ec2::new(cluster).await;
         let types = aws.instance_types(&eks::Kubelet::default()).await?;
         tracing::info!(types = types.len(), "discovered instance types");
         Ok(Self {
@@ -285,14 +245,12 @@ impl Aws {
     }
 
     pub fn instance_types(&self) -> std::sync::Arc<Vec<InstanceType>> {
-        self.types.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.types.read_locked().clone()
     }
 
     pub async fn refresh(&self) {
         match self.aws.instance_types(&eks::Kubelet::default()).await {
-            Ok(t) => {
-                *self.types.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(t)
-            }
+            Ok(t) => *self.types.write_locked() = std::sync::Arc::new(t),
             Err(e) => tracing::warn!(error = %e, "refreshing instance types"),
         }
     }
@@ -302,7 +260,7 @@ impl Aws {
     pub async fn create(
         &self,
         claim: &NodeClaim,
-        class: &outrigger_provider_aws::NodeClass,
+        class: &outrigger_aws_ec2::NodeClass,
         labels: &Labels,
         nodepool: &str,
     ) -> Result<Launched, ProviderError> {
@@ -360,7 +318,7 @@ impl Aws {
                 )
             })
             .collect();
-        let request = outrigger_provider_aws::LaunchRequest {
+        let request = outrigger_aws_ec2::LaunchRequest {
             claim: name.clone(),
             nodepool: nodepool.to_string(),
             instance_types: candidates.iter().map(|(_, t)| t.name.clone()).collect(),
@@ -372,7 +330,7 @@ impl Aws {
         let inst = match self.aws.launch(class, &request).await {
             Ok(i) => i,
             Err(e) => {
-                if matches!(e, outrigger_provider_aws::AwsError::InsufficientCapacity(_)) {
+                if matches!(e, outrigger_aws_ec2::Ec2Error::InsufficientCapacity(_)) {
                     self.refresh().await;
                 }
                 return Err(ProviderError::Aws(e));

@@ -1,6 +1,7 @@
 //! Batching pending pods, snapshotting the cluster, solving, creating
 //! NodeClaims.
 
+use outrigger_runtime::sync::LockExt;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -13,12 +14,9 @@ use k8s_openapi::{
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
 use kube::{Api, ResourceExt, api::PostParams};
-use outrigger_karpenter_api::{
-    pods,
-    v1::{
-        NodeClaim, NodeClaimSpec, NodeSelectorRequirementWithMinValues, Operator as ApiOperator,
-        ResourceRequirements,
-    },
+use outrigger_karpenter_api::v1::{
+    NodeClaim, NodeClaimSpec, NodeSelectorRequirementWithMinValues, Operator as ApiOperator,
+    ResourceRequirements,
 };
 use outrigger_scheduling::{
     model::{self, LABEL_NODEPOOL, Problem, Target},
@@ -26,6 +24,7 @@ use outrigger_scheduling::{
     resources::Resources,
     solver::{claim_line, solve},
 };
+use outrigger_scheduling_kube as pods;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -59,10 +58,7 @@ pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
     loop {
         let mut seen = pending(&ctx);
         if seen.is_empty() {
-            ctx.limited
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            ctx.limited.locked().clear();
             if !waiting_logged {
                 tracing::info!("Waiting for unschedulable pods");
                 waiting_logged = true;
@@ -398,7 +394,7 @@ async fn provision(ctx: &Ctx) {
     {
         // Until the watch shows them, and not for ever: a claim deleted
         // before this batch ran is not capacity (termination drops it too).
-        let mut created = ctx.created.lock().unwrap_or_else(|e| e.into_inner());
+        let mut created = ctx.created.locked();
         created.retain(|(at, c)| !claims.contains_key(&c.name_any()) && at.elapsed() < CREATED_TTL);
         for (_, c) in created.iter() {
             claims.insert(c.name_any(), c.clone());
@@ -461,7 +457,7 @@ async fn provision(ctx: &Ctx) {
             })
         })
         .collect();
-    *ctx.limited.lock().unwrap_or_else(|e| e.into_inner()) = limited;
+    *ctx.limited.locked() = limited;
     // The claims are independent: create them a few at a time (in plan
     // order, which the Nominated events below follow).
     let claim_names: Vec<Option<String>> = futures::stream::iter(0..plan.claims.len())
@@ -646,10 +642,7 @@ async fn create_claim(
     };
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
     let created = api.create(&PostParams::default(), &claim).await?;
-    ctx.created
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((Instant::now(), created));
+    ctx.created.locked().push((Instant::now(), created));
     ctx.metrics
         .created
         .get_or_create(&labels(&[

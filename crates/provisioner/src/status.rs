@@ -8,6 +8,7 @@
 //! groups their selectors find, with `SubnetsReady`, `SecurityGroupsReady`
 //! and `Ready`.
 
+use outrigger_runtime::sync::LockExt;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -277,25 +278,7 @@ async fn node_classes(ctx: &Ctx, found: &Found) {
     }
 }
 
-/// `4`, `500m`, `16Gi`, `1000` in Kubernetes' quantity style.
-fn fmt_quantity(key: &str, v: i64) -> String {
-    match key {
-        "cpu" if v % 1000 == 0 => (v / 1000).to_string(),
-        "cpu" => format!("{v}m"),
-        "memory" | "ephemeral-storage" => {
-            const GI: i64 = 1 << 30;
-            const MI: i64 = 1 << 20;
-            if v != 0 && v % GI == 0 {
-                format!("{}Gi", v / GI)
-            } else if v % MI == 0 {
-                format!("{}Mi", v / MI)
-            } else {
-                v.to_string()
-            }
-        }
-        _ => v.to_string(),
-    }
-}
+use outrigger_values::format_resource as fmt_quantity;
 
 /// The limits `usage` has reached: `cpu 8/8`.
 pub(crate) fn limits_reached(limits: &BTreeMap<String, i64>, usage: &Resources) -> Vec<String> {
@@ -337,11 +320,7 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
     } else {
         Default::default()
     };
-    let limited = ctx
-        .limited
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let limited = ctx.limited.locked().clone();
     let one = |p: PoolStatus<'_>| -> Option<(serde_json::Value, Option<String>)> {
         let mine: Vec<&NodeClaim> = claims
             .iter()
@@ -491,16 +470,6 @@ fn join(errs: Vec<outrigger_karpenter_api::convert::FieldError>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(fmt_quantity("cpu", 8000), "8");
-        assert_eq!(fmt_quantity("cpu", 3155), "3155m");
-        assert_eq!(fmt_quantity("memory", 16 << 30), "16Gi");
-        assert_eq!(fmt_quantity("memory", 120 << 20), "120Mi");
-        assert_eq!(fmt_quantity("memory", 1000), "1000");
-        assert_eq!(fmt_quantity("pods", 58), "58");
-    }
 
     #[test]
     fn reached() {

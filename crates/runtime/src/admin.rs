@@ -5,6 +5,7 @@
 //! in the `[+]name ok` / `[-]name failed: reason` shape kube-apiserver uses.
 //! `?verbose` lists every check. `/healthz` has the same shape for liveness.
 
+use crate::sync::LockExt;
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
@@ -53,7 +54,7 @@ impl Readiness {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Result<(), String>>> {
         // A poisoned lock only means a panic elsewhere while holding a plain
         // map insert; the map is still consistent.
-        self.checks.lock().unwrap_or_else(|e| e.into_inner())
+        self.checks.locked()
     }
 
     /// Registers a check that starts failed with `reason`.
@@ -112,14 +113,14 @@ impl Default for AdminState {
 impl AdminState {
     /// Runs `f` with the metric registry, to register a component's metrics.
     pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.registry.locked();
         f(&mut r)
     }
 
     /// The metrics in the OpenMetrics text format.
     pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        let r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.registry.locked();
         prometheus_client::encoding::text::encode(&mut out, &r)?;
         Ok(out)
     }

@@ -5,26 +5,38 @@
 //! endpoints (`/healthz`, `/readyz`, `/metrics`), takes part in leader election
 //! on a `coordination.k8s.io` Lease, and stops cleanly on SIGTERM/SIGINT.
 //!
-//! The pure helpers (status conditions) live in [`conditions`] and are tested
-//! without a cluster.
+//! A controller is written one way ([`controller`]): watches
+//! ([`watch`]) add keys to a [`queue::Queue`], workers reconcile one key at a
+//! time and return an [`controller::Action`] or an error with a kind
+//! ([`controller::ErrorKind`]: a metric label and an Event reason).
+//! Finalizers are added and removed with patches guarded by the object's
+//! resourceVersion ([`finalizer`]); status conditions are computed purely
+//! ([`conditions`]); locks survive a panicking holder ([`sync`]).
 
 pub mod admin;
 pub mod conditions;
+pub mod controller;
 pub mod events;
+pub mod finalizer;
 pub mod leader;
 pub mod logging;
 pub mod process_metrics;
+pub mod queue;
 mod runtime;
 pub mod shutdown;
+pub mod sync;
 pub mod watch;
 
 pub use admin::{AdminState, Readiness};
+pub use controller::{Action, Controller, ErrorKind, KeyKind};
 pub use runtime::{Runtime, RuntimeArgs, RuntimeError, make_client};
+pub use sync::{LockExt, RwLockExt};
 
-/// A duration flag: `250ms`, `10s`, `5m`, `1h`, `1m30s` (humantime's
-/// syntax; a bare number is refused, a unit is needed).
+/// A duration flag in Go's syntax, as the upstream projects' flags take
+/// them: `250ms`, `10s`, `5m`, `1h`, `1m30s`, `1.5h` (a bare number other
+/// than `0` is refused, a unit is needed).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    outrigger_values::duration::parse(s).map_err(|e| e.to_string())
 }
 
 /// Installs the process-wide rustls crypto provider (aws-lc-rs).
@@ -47,6 +59,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("5 parsecs").is_err());
     }

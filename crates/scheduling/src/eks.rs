@@ -167,21 +167,51 @@ pub fn instance_type(
     }
 }
 
+/// On-demand $/vCPU-hour by instance family, the one price table (a
+/// bundled list in the style of the region's price list: the Pricing API
+/// lives in a few regions only, and clusters without a cloud need prices
+/// too). Graviton families cost a fifth less.
+fn on_demand_per_vcpu(name: &str) -> f64 {
+    let family = name.split('.').next().unwrap_or("");
+    let category: String = family
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    let graviton = family.ends_with('g') || family.contains("gd") || family.contains("gn");
+    let base = match category.as_str() {
+        "c" => 0.0425,
+        "m" => 0.048,
+        "r" => 0.063,
+        "t" => 0.0208,
+        "x" | "z" => 0.10,
+        "g" | "p" | "inf" | "trn" => 0.25,
+        "i" | "d" | "h" => 0.078,
+        _ => 0.05,
+    };
+    if graviton { base * 0.8 } else { base }
+}
+
+/// The on-demand price per hour of an instance type with `vcpus` vCPUs,
+/// rounded to 1/10,000 of a dollar.
+pub fn on_demand_price(name: &str, vcpus: i64) -> f64 {
+    (on_demand_per_vcpu(name) * vcpus as f64 * 1e4).round() / 1e4
+}
+
 /// A catalogue shaped like EC2's general-purpose, compute and memory
 /// families (x86 and Graviton, two generations), with on-demand prices per
 /// hour in the style of us-east-1's: for clusters without a cloud (the
 /// kwok provider) and for tests. Spot is offered at a third of on-demand.
 pub fn catalogue() -> Vec<(Ec2Shape, f64)> {
-    // family, memory GiB per vCPU, on-demand $ per vCPU-hour, arch
-    let families: [(&str, i64, f64, &str); 8] = [
-        ("c5", 2, 0.0425, "amd64"),
-        ("c6i", 2, 0.0425, "amd64"),
-        ("c6g", 2, 0.034, "arm64"),
-        ("m5", 4, 0.048, "amd64"),
-        ("m6i", 4, 0.048, "amd64"),
-        ("m6g", 4, 0.0385, "arm64"),
-        ("r5", 8, 0.063, "amd64"),
-        ("r6i", 8, 0.063, "amd64"),
+    // family, memory GiB per vCPU, arch
+    let families: [(&str, i64, &str); 8] = [
+        ("c5", 2, "amd64"),
+        ("c6i", 2, "amd64"),
+        ("c6g", 2, "arm64"),
+        ("m5", 4, "amd64"),
+        ("m6i", 4, "amd64"),
+        ("m6g", 4, "arm64"),
+        ("r5", 8, "amd64"),
+        ("r6i", 8, "amd64"),
     ];
     // size, vCPUs, ENIs, IPv4 per ENI
     let sizes: [(&str, i64, i64, i64); 6] = [
@@ -193,7 +223,7 @@ pub fn catalogue() -> Vec<(Ec2Shape, f64)> {
         ("16xlarge", 64, 15, 50),
     ];
     let mut out = vec![];
-    for (family, gib_per_cpu, per_cpu, arch) in families {
+    for (family, gib_per_cpu, arch) in families {
         for (size, vcpus, enis, ips) in sizes {
             let shape = Ec2Shape {
                 name: format!("{family}.{size}"),
@@ -204,7 +234,8 @@ pub fn catalogue() -> Vec<(Ec2Shape, f64)> {
                 arch: arch.to_string(),
                 gpus: vec![],
             };
-            out.push((shape, per_cpu * vcpus as f64));
+            let price = on_demand_price(&shape.name, vcpus);
+            out.push((shape, price));
         }
     }
     out
@@ -280,6 +311,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(max_pods(&s, &k), 110);
+    }
+
+    #[test]
+    fn prices_follow_the_family() {
+        assert!((on_demand_price("m6i.xlarge", 4) - 0.192).abs() < 1e-9);
+        assert!(on_demand_price("m6g.xlarge", 4) < on_demand_price("m6i.xlarge", 4));
+        assert!(on_demand_price("r6i.large", 2) > on_demand_price("c6i.large", 2));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! pods fit on existing nodes, on nodes being launched, and which new nodes
 //! to launch. Plain data in, a plan out: no I/O, no kube client.
 //!
-//! - [`quantity`], [`resources`]: Kubernetes quantities parsed exactly and
-//!   resource lists with kube-scheduler's rounding.
+//! - [`resources`]: resource lists with kube-scheduler's rounding, over
+//!   `outrigger-values`' exact quantities (re-exported as [`quantity`]).
 //! - [`requirements`]: the node-requirements algebra (In, NotIn, Exists,
 //!   DoesNotExist, Gt, Lt, minValues).
 //! - [`model`]: pods and their constraints, nodes, pools, instance types,
@@ -12,17 +12,20 @@
 //! - [`solver`]: the plan: existing capacity first, then new claims that
 //!   keep every instance type that fits; explanations for every pod left;
 //!   what removing nodes would do.
-//! - [`validate`]: an independent check of a plan against its problem.
+//! - `validate` (tests, feature `testgen`): an independent check of a plan
+//!   against its problem.
 //! - `testgen` (tests, feature `testgen`): random problems for property tests.
 
 pub mod eks;
 pub mod model;
-pub mod quantity;
+/// Kubernetes quantities: `outrigger-values`' one implementation.
+pub use outrigger_values::quantity;
 pub mod requirements;
 pub mod resources;
 pub mod solver;
 #[cfg(any(test, feature = "testgen"))]
 pub mod testgen;
+#[cfg(any(test, feature = "testgen"))]
 pub mod validate;
 
 #[cfg(test)]

@@ -125,75 +125,14 @@ pub fn untolerated<'a>(
 
 // --- label selectors -------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SelectorOp {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
+pub use outrigger_values::selector::{LabelSelector, SelectorExpr, SelectorOp};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SelectorExpr {
-    pub key: String,
-    pub op: SelectorOp,
-    pub values: Vec<String>,
-}
-
-/// A `metav1.LabelSelector`. The empty selector matches every pod.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LabelSelector {
-    pub match_labels: BTreeMap<String, String>,
-    pub match_expressions: Vec<SelectorExpr>,
-}
-
-impl LabelSelector {
-    pub fn labels(pairs: &[(&str, &str)]) -> Self {
-        Self {
-            match_labels: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            match_expressions: vec![],
-        }
-    }
-
-    pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|e| {
-                let have = labels.get(&e.key);
-                match e.op {
-                    SelectorOp::In => have.is_some_and(|v| e.values.contains(v)),
-                    SelectorOp::NotIn => have.is_none_or(|v| !e.values.contains(v)),
-                    SelectorOp::Exists => have.is_some(),
-                    SelectorOp::DoesNotExist => have.is_none(),
-                }
-            })
-    }
-}
-
-impl fmt::Display for LabelSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts: Vec<String> = self
-            .match_labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        for e in &self.match_expressions {
-            parts.push(match e.op {
-                SelectorOp::In => format!("{} in ({})", e.key, e.values.join(",")),
-                SelectorOp::NotIn => format!("{} notin ({})", e.key, e.values.join(",")),
-                SelectorOp::Exists => e.key.clone(),
-                SelectorOp::DoesNotExist => format!("!{}", e.key),
-            });
-        }
-        if parts.is_empty() {
-            write!(f, "<all pods>")
-        } else {
-            write!(f, "{}", parts.join(","))
-        }
+/// A pod selector for messages: its string form, `<all pods>` when empty.
+pub fn selector_text(s: &LabelSelector) -> String {
+    if s.is_empty() {
+        "<all pods>".to_string()
+    } else {
+        s.to_string()
     }
 }
 

@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use crate::quantity::{Quantity, QuantityError};
+use outrigger_values::{
+    format_resource,
+    quantity::{Quantity, QuantityError},
+};
 
 pub const CPU: &str = "cpu";
 pub const MEMORY: &str = "memory";
@@ -165,45 +168,21 @@ impl Resources {
     }
 }
 
-fn bytes(b: i64) -> String {
-    for (suffix, size) in [
-        ("Ei", 1i64 << 60),
-        ("Pi", 1 << 50),
-        ("Ti", 1 << 40),
-        ("Gi", 1 << 30),
-        ("Mi", 1 << 20),
-        ("Ki", 1 << 10),
-    ] {
-        if b != 0 && b % size == 0 {
-            return format!("{}{suffix}", b / size);
-        }
-    }
-    b.to_string()
-}
-
 /// Karpenter's log form: `{"cpu":"3155m","memory":"120Mi","pods":"6"}`,
 /// with zero entries left out.
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = vec![];
-        if self.cpu_millis != 0 {
-            parts.push((
-                CPU.to_string(),
-                Quantity::from_millis(self.cpu_millis).to_string(),
-            ));
-        }
-        if self.ephemeral_bytes != 0 {
-            parts.push((EPHEMERAL_STORAGE.to_string(), bytes(self.ephemeral_bytes)));
-        }
-        if self.memory_bytes != 0 {
-            parts.push((MEMORY.to_string(), bytes(self.memory_bytes)));
-        }
-        for (k, v) in &self.extended {
-            parts.push((k.clone(), v.to_string()));
-        }
-        if self.pods != 0 {
-            parts.push((PODS.to_string(), self.pods.to_string()));
-        }
+        let mut parts: Vec<(String, String)> = [
+            (CPU, self.cpu_millis),
+            (EPHEMERAL_STORAGE, self.ephemeral_bytes),
+            (MEMORY, self.memory_bytes),
+            (PODS, self.pods),
+        ]
+        .into_iter()
+        .chain(self.extended.iter().map(|(k, v)| (k.as_str(), *v)))
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| (k.to_string(), format_resource(k, v)))
+        .collect();
         parts.sort();
         write!(f, "{{")?;
         for (i, (k, v)) in parts.iter().enumerate() {

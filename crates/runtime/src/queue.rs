@@ -11,6 +11,8 @@ use std::{
 
 use tokio::sync::Notify;
 
+use crate::sync::LockExt;
+
 struct State<K> {
     order: VecDeque<K>,
     queued: HashSet<K>,
@@ -45,7 +47,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> Queue<K> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<K>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     /// Queues the key (once).

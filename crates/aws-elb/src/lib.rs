@@ -7,24 +7,20 @@
 //! a `NotFound` from ELBv2 or a periodic [`Elb::refresh`] lists it again.
 //! What a deploy last applied to a listener set, a target group's attributes
 //! or its targets is remembered, so an unchanged stack costs no calls.
-//! ELBv2 and EC2 calls are counted ([`Elb::calls`], [`Elb::ec2_calls`]).
-//! The SDK retries throttling and transient errors with backoff (10
-//! attempts, like the AWS Load Balancer Controller).
+//! ELBv2 and EC2 calls are counted ([`Elb::calls`], [`Elb::ec2_calls`]) by
+//! the shared interceptor ([`outrigger_aws::Calls`]), and retried by the
+//! shared policy (10 attempts, like the AWS Load Balancer Controller). EC2
+//! (subnets, security groups) is reached through `outrigger-aws-ec2`.
 
 mod convert;
 
+use outrigger_runtime::sync::LockExt;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
-use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag as Ec2Tag, TagSpecification,
-};
 use aws_sdk_elasticloadbalancingv2::{
     self as elbv2,
     error::ProvideErrorMetadata,
@@ -40,6 +36,11 @@ use outrigger_lb_model::model::{
 };
 
 pub use convert::{canonical_action, canonical_conditions};
+use outrigger_aws::{ApiError, Calls};
+use outrigger_aws_ec2::{Ec2, Ec2Error, Filter, SgRule};
+
+/// The SDK's name for ELBv2 in [`Calls`].
+pub const SERVICE: &str = "Elastic Load Balancing v2";
 
 /// Most targets in one RegisterTargets / DeregisterTargets call.
 const TARGET_CHUNK: usize = 200;
@@ -52,12 +53,8 @@ pub const RESOURCE_MANAGED_SG: &str = "ManagedLBSecurityGroup";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ElbError {
-    #[error("{op}: {code}: {message}")]
-    Api {
-        op: &'static str,
-        code: String,
-        message: String,
-    },
+    #[error("{0}")]
+    Api(#[from] ApiError),
     #[error(
         "no subnet found for a {scheme} load balancer: tag subnets kubernetes.io/role/{role}=1 (or name them with the subnets annotation)"
     )]
@@ -73,13 +70,24 @@ pub enum ElbError {
     SeveralVpcs,
     #[error("target group {0} is referenced by a rule but not part of the stack")]
     UnknownTargetGroup(String),
+    #[error("{0}")]
+    Ec2(String),
+}
+
+impl From<Ec2Error> for ElbError {
+    fn from(e: Ec2Error) -> Self {
+        match e {
+            Ec2Error::Api(a) => ElbError::Api(a),
+            other => ElbError::Ec2(other.to_string()),
+        }
+    }
 }
 
 impl ElbError {
     /// An ELBv2 or EC2 error code (`TooManyRules`, `DependencyViolation`...).
     pub fn code(&self) -> Option<&str> {
         match self {
-            ElbError::Api { code, .. } => Some(code),
+            ElbError::Api(e) => Some(&e.code),
             _ => None,
         }
     }
@@ -88,16 +96,24 @@ impl ElbError {
 fn api<E: ProvideErrorMetadata + std::fmt::Display>(
     op: &'static str,
 ) -> impl FnOnce(E) -> ElbError {
-    move |e| ElbError::Api {
-        op,
-        code: e.code().unwrap_or("Unknown").to_string(),
-        message: e
-            .message()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.to_string())
-            .chars()
-            .take(400)
-            .collect(),
+    outrigger_aws::api(op)
+}
+
+fn sg_rule(r: &SecurityGroupRule) -> SgRule {
+    SgRule {
+        protocol: r.protocol.clone(),
+        from_port: r.from_port,
+        to_port: r.to_port,
+        cidr: r.cidr.clone(),
+    }
+}
+
+fn model_rule(r: SgRule) -> SecurityGroupRule {
+    SecurityGroupRule {
+        protocol: r.protocol,
+        from_port: r.from_port,
+        to_port: r.to_port,
+        cidr: r.cidr,
     }
 }
 
@@ -181,7 +197,8 @@ struct SubnetInfo {
 
 pub struct Elb {
     elbv2: elbv2::Client,
-    ec2: aws_sdk_ec2::Client,
+    ec2: Ec2,
+    calls: Calls,
     cluster: String,
     inventory: Mutex<Inventory>,
     applied: Mutex<Applied>,
@@ -189,8 +206,6 @@ pub struct Elb {
     /// looked up again after [`LOOKUP_TTL`].
     subnets: Mutex<HashMap<String, (Instant, Vec<SubnetInfo>)>>,
     security_groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
-    calls: AtomicU64,
-    ec2_calls: AtomicU64,
 }
 
 fn tags_map<'a>(
@@ -275,56 +290,46 @@ impl Elb {
     /// A client from the environment (region, credentials,
     /// `AWS_ENDPOINT_URL`), retrying throttling and transient errors.
     pub async fn new(cluster: &str) -> Self {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
-            .load()
-            .await;
+        let conf = outrigger_aws::config().await;
+        let calls = Calls::new();
+        let elbv2 = elbv2::Client::from_conf(
+            elbv2::config::Builder::from(&conf)
+                .interceptor(calls.clone())
+                .build(),
+        );
         Self {
-            elbv2: elbv2::Client::new(&conf),
-            ec2: aws_sdk_ec2::Client::new(&conf),
+            elbv2,
+            ec2: Ec2::with_config(cluster, &conf, calls.clone()),
+            calls,
             cluster: cluster.to_string(),
             inventory: Mutex::new(Inventory::default()),
             applied: Mutex::new(Applied::default()),
             subnets: Mutex::new(HashMap::new()),
             security_groups: Mutex::new(HashMap::new()),
-            calls: AtomicU64::new(0),
-            ec2_calls: AtomicU64::new(0),
         }
     }
 
     /// ELBv2 calls made so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.calls.total(SERVICE)
     }
 
     /// EC2 calls made so far (subnets, security groups).
     pub fn ec2_calls(&self) -> u64 {
-        self.ec2_calls.load(Ordering::Relaxed)
-    }
-
-    fn call(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn call_ec2(&self) {
-        self.ec2_calls.fetch_add(1, Ordering::Relaxed);
+        self.calls.total(outrigger_aws_ec2::SERVICE)
     }
 
     /// Lists everything tagged for the cluster again and forgets what was
     /// applied (a resync).
     pub async fn refresh(&self) -> Result<(), ElbError> {
         let inv = self.list().await?;
-        *self.inventory.lock().unwrap_or_else(|e| e.into_inner()) = inv;
-        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = Applied::default();
+        *self.inventory.locked() = inv;
+        *self.applied.locked() = Applied::default();
         Ok(())
     }
 
     async fn ensure_inventory(&self) -> Result<(), ElbError> {
-        let loaded = self
-            .inventory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .loaded;
+        let loaded = self.inventory.locked().loaded;
         if !loaded {
             self.refresh().await?;
         }
@@ -332,10 +337,7 @@ impl Elb {
     }
 
     fn invalidate(&self) {
-        self.inventory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .loaded = false;
+        self.inventory.locked().loaded = false;
     }
 
     async fn tags_of(
@@ -344,7 +346,6 @@ impl Elb {
     ) -> Result<HashMap<String, BTreeMap<String, String>>, ElbError> {
         let mut out = HashMap::new();
         for chunk in arns.chunks(20) {
-            self.call();
             let r = self
                 .elbv2
                 .describe_tags()
@@ -398,7 +399,6 @@ impl Elb {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            self.call();
             lbs.extend(
                 page.map_err(api("DescribeLoadBalancers"))?
                     .load_balancers()
@@ -442,7 +442,6 @@ impl Elb {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            self.call();
             tgs.extend(
                 page.map_err(api("DescribeTargetGroups"))?
                     .target_groups()
@@ -460,26 +459,16 @@ impl Elb {
                 },
             );
         }
-        self.call_ec2();
-        let r = self
+        for g in self
             .ec2
-            .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_CLUSTER}"))
-                    .values(&self.cluster)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(api("DescribeSecurityGroups"))?;
-        for g in r.security_groups() {
-            let Some(id) = g.group_id() else { continue };
+            .describe_security_groups(&[Filter::tag(TAG_CLUSTER, &self.cluster)])
+            .await?
+        {
             inv.sgs.insert(
-                id.to_string(),
+                g.id,
                 SgInfo {
-                    tags: tags_map(g.tags().iter().map(|t| (t.key(), t.value()))),
-                    rules: sg_rules(g.ip_permissions()),
+                    tags: g.tags,
+                    rules: g.ingress.into_iter().map(model_rule).collect(),
                 },
             );
         }
@@ -490,7 +479,7 @@ impl Elb {
     /// value): for garbage collection.
     pub async fn stacks(&self) -> Result<BTreeSet<(String, String)>, ElbError> {
         self.ensure_inventory().await?;
-        let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+        let inv = self.inventory.locked();
         let keys = [
             outrigger_lb_model::model::TAG_SERVICE_STACK,
             outrigger_lb_model::model::TAG_INGRESS_STACK,
@@ -573,7 +562,7 @@ impl Elb {
         // Target groups of this stack no longer wanted, now that no rule
         // points at them.
         let stale: Vec<String> = {
-            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let inv = self.inventory.locked();
             let keep: BTreeSet<&String> = tg_arns.values().collect();
             inv.tgs
                 .iter()
@@ -597,19 +586,14 @@ impl Elb {
     async fn subnets_for(&self, stack: &Stack) -> Result<Vec<SubnetInfo>, ElbError> {
         let lb = &stack.load_balancer;
         let key = format!("{:?}/{}", lb.subnets, lb.scheme.as_str());
-        if let Some((at, s)) = self
-            .subnets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+        if let Some((at, s)) = self.subnets.locked().get(&key)
             && at.elapsed() < LOOKUP_TTL
         {
             return Ok(s.clone());
         }
         let found = self.lookup_subnets(stack).await?;
         self.subnets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .insert(key, (Instant::now(), found.clone()));
         Ok(found)
     }
@@ -622,15 +606,14 @@ impl Elb {
                     names.iter().partition(|n| n.starts_with("subnet-"));
                 let mut found = vec![];
                 if !ids.is_empty() {
-                    self.call_ec2();
-                    let r = self
+                    let got = self
                         .ec2
-                        .describe_subnets()
-                        .set_subnet_ids(Some(ids.iter().map(|s| s.to_string()).collect()))
-                        .send()
-                        .await
-                        .map_err(api("DescribeSubnets"))?;
-                    found.extend(r.subnets().iter().filter_map(subnet_info));
+                        .describe_subnets(&[Filter::new(
+                            "subnet-id",
+                            ids.iter().map(|s| s.as_str()),
+                        )])
+                        .await?;
+                    found.extend(got.into_iter().map(subnet_info));
                     for id in &ids {
                         if !found.iter().any(|s: &SubnetInfo| &s.id == *id) {
                             return Err(ElbError::SubnetNotFound(id.to_string()));
@@ -638,49 +621,37 @@ impl Elb {
                     }
                 }
                 if !tags.is_empty() {
-                    self.call_ec2();
-                    let r = self
+                    let named: Vec<SubnetInfo> = self
                         .ec2
-                        .describe_subnets()
-                        .filters(
-                            Filter::builder()
-                                .name("tag:Name")
-                                .set_values(Some(tags.iter().map(|s| s.to_string()).collect()))
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(api("DescribeSubnets"))?;
-                    let named: Vec<SubnetInfo> =
-                        r.subnets().iter().filter_map(subnet_info).collect();
-                    for n in &tags {
-                        if named.is_empty() {
-                            return Err(ElbError::SubnetNotFound(n.to_string()));
-                        }
+                        .describe_subnets(&[Filter::new(
+                            "tag:Name",
+                            tags.iter().map(|s| s.as_str()),
+                        )])
+                        .await?
+                        .into_iter()
+                        .map(subnet_info)
+                        .collect();
+                    if let Some(n) = tags.first()
+                        && named.is_empty()
+                    {
+                        return Err(ElbError::SubnetNotFound(n.to_string()));
                     }
                     found.extend(named);
                 }
                 Ok(found)
             }
             Subnets::Tagged(tags) => {
-                self.call_ec2();
-                let r = self
-                    .ec2
-                    .describe_subnets()
-                    .set_filters(Some(
-                        tags.iter()
-                            .map(|(k, v)| {
-                                Filter::builder()
-                                    .name(format!("tag:{k}"))
-                                    .set_values(Some(v.clone()))
-                                    .build()
-                            })
-                            .collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(api("DescribeSubnets"))?;
-                let found = one_per_zone(r.subnets().iter().filter_map(subnet_info));
+                let filters: Vec<Filter> = tags
+                    .iter()
+                    .map(|(k, v)| Filter::new(format!("tag:{k}"), v.iter().map(String::as_str)))
+                    .collect();
+                let found = one_per_zone(
+                    self.ec2
+                        .describe_subnets(&filters)
+                        .await?
+                        .into_iter()
+                        .map(subnet_info),
+                );
                 if found.is_empty() {
                     return Err(ElbError::SubnetNotFound(format!("tagged {tags:?}")));
                 }
@@ -691,38 +662,30 @@ impl Elb {
                     outrigger_lb_model::model::Scheme::InternetFacing => "elb",
                     outrigger_lb_model::model::Scheme::Internal => "internal-elb",
                 };
-                self.call_ec2();
-                let r = self
-                    .ec2
-                    .describe_subnets()
-                    .filters(
-                        Filter::builder()
-                            .name("tag-key")
-                            .values(format!("kubernetes.io/role/{role}"))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(api("DescribeSubnets"))?;
+                let role_tag = format!("kubernetes.io/role/{role}");
                 let cluster_tag = format!("kubernetes.io/cluster/{}", self.cluster);
                 let mut by_zone: BTreeMap<String, SubnetInfo> = BTreeMap::new();
-                for s in r.subnets() {
-                    let tags = tags_map(s.tags().iter().map(|t| (t.key(), t.value())));
-                    let value = tags.get(&format!("kubernetes.io/role/{role}"));
-                    if !matches!(value.map(String::as_str), Some("" | "1")) {
+                for s in self
+                    .ec2
+                    .describe_subnets(&[Filter::tag_key(&role_tag)])
+                    .await?
+                {
+                    if !matches!(s.tags.get(&role_tag).map(String::as_str), Some("" | "1")) {
                         continue;
                     }
                     // Tagged for some cluster: only for this one.
-                    let for_clusters = tags.keys().any(|k| k.starts_with("kubernetes.io/cluster/"));
-                    if for_clusters && !tags.contains_key(&cluster_tag) {
+                    let for_clusters = s
+                        .tags
+                        .keys()
+                        .any(|k| k.starts_with("kubernetes.io/cluster/"));
+                    if for_clusters && !s.tags.contains_key(&cluster_tag) {
                         continue;
                     }
-                    if let Some(info) = subnet_info(s) {
-                        // One per zone: the first by ID, so the choice is stable.
-                        let keep = by_zone.get(&info.zone).is_none_or(|o| info.id < o.id);
-                        if keep {
-                            by_zone.insert(info.zone.clone(), info);
-                        }
+                    let info = subnet_info(s);
+                    // One per zone: the first by ID, so the choice is stable.
+                    let keep = by_zone.get(&info.zone).is_none_or(|o| info.id < o.id);
+                    if keep {
+                        by_zone.insert(info.zone.clone(), info);
                     }
                 }
                 let found: Vec<SubnetInfo> = by_zone.into_values().collect();
@@ -744,19 +707,14 @@ impl Elb {
         vpc: &str,
     ) -> Result<Vec<String>, ElbError> {
         let key = format!("{vpc}/{}", names.join(","));
-        if let Some((at, s)) = self
-            .security_groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+        if let Some((at, s)) = self.security_groups.locked().get(&key)
             && at.elapsed() < LOOKUP_TTL
         {
             return Ok(s.clone());
         }
         let found = self.lookup_security_groups(names, vpc).await?;
         self.security_groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .insert(key, (Instant::now(), found.clone()));
         Ok(found)
     }
@@ -770,28 +728,19 @@ impl Elb {
             names.iter().partition(|n| n.starts_with("sg-"));
         let mut out: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
         if !named.is_empty() {
-            self.call_ec2();
-            let r = self
+            let groups = self
                 .ec2
-                .describe_security_groups()
-                .filters(
-                    Filter::builder()
-                        .name("tag:Name")
-                        .set_values(Some(named.iter().map(|s| s.to_string()).collect()))
-                        .build(),
-                )
-                .filters(Filter::builder().name("vpc-id").values(vpc).build())
-                .send()
-                .await
-                .map_err(api("DescribeSecurityGroups"))?;
+                .describe_security_groups(&[
+                    Filter::new("tag:Name", named.iter().map(|s| s.as_str())),
+                    Filter::new("vpc-id", [vpc]),
+                ])
+                .await?;
             for n in &named {
-                let hit = r.security_groups().iter().find(|g| {
-                    g.tags()
-                        .iter()
-                        .any(|t| t.key() == Some("Name") && t.value() == Some(n.as_str()))
-                });
-                match hit.and_then(|g| g.group_id()) {
-                    Some(id) => out.push(id.to_string()),
+                let hit = groups
+                    .iter()
+                    .find(|g| g.tags.get("Name").map(String::as_str) == Some(n.as_str()));
+                match hit {
+                    Some(g) => out.push(g.id.clone()),
                     None => return Err(ElbError::SecurityGroupNotFound(n.to_string())),
                 }
             }
@@ -806,7 +755,7 @@ impl Elb {
         vpc: &str,
     ) -> Result<String, ElbError> {
         let existing = {
-            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let inv = self.inventory.locked();
             inv.sgs
                 .iter()
                 .find(|(_, s)| owned_by(&s.tags, id, RESOURCE_MANAGED_SG))
@@ -815,73 +764,29 @@ impl Elb {
         let (gid, have) = match existing {
             Some(x) => x,
             None => {
-                self.call_ec2();
-                let r = self
+                let gid = self
                     .ec2
-                    .create_security_group()
-                    .group_name(&sg.name)
-                    .description(&sg.description)
-                    .vpc_id(vpc)
-                    .tag_specifications(
-                        TagSpecification::builder()
-                            .resource_type(ResourceType::SecurityGroup)
-                            .set_tags(Some(
-                                sg.tags
-                                    .iter()
-                                    .map(|(k, v)| Ec2Tag::builder().key(k).value(v).build())
-                                    .collect(),
-                            ))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(api("CreateSecurityGroup"))?;
-                let gid = r.group_id().unwrap_or_default().to_string();
+                    .create_security_group(&sg.name, &sg.description, vpc, &sg.tags)
+                    .await?;
                 tracing::info!(security_group = %gid, name = %sg.name, "created securityGroup");
-                self.inventory
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .sgs
-                    .insert(
-                        gid.clone(),
-                        SgInfo {
-                            tags: sg.tags.clone(),
-                            rules: BTreeSet::new(),
-                        },
-                    );
+                self.inventory.locked().sgs.insert(
+                    gid.clone(),
+                    SgInfo {
+                        tags: sg.tags.clone(),
+                        rules: BTreeSet::new(),
+                    },
+                );
                 (gid, BTreeSet::new())
             }
         };
         let want: BTreeSet<SecurityGroupRule> = sg.ingress.iter().cloned().collect();
         let add: Vec<&SecurityGroupRule> = want.difference(&have).collect();
         let remove: Vec<&SecurityGroupRule> = have.difference(&want).collect();
-        if !add.is_empty() {
-            self.call_ec2();
-            self.ec2
-                .authorize_security_group_ingress()
-                .group_id(&gid)
-                .set_ip_permissions(Some(add.iter().map(|r| ip_permission(r)).collect()))
-                .send()
-                .await
-                .map_err(api("AuthorizeSecurityGroupIngress"))?;
-        }
-        if !remove.is_empty() {
-            self.call_ec2();
-            self.ec2
-                .revoke_security_group_ingress()
-                .group_id(&gid)
-                .set_ip_permissions(Some(remove.iter().map(|r| ip_permission(r)).collect()))
-                .send()
-                .await
-                .map_err(api("RevokeSecurityGroupIngress"))?;
-        }
-        if let Some(s) = self
-            .inventory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sgs
-            .get_mut(&gid)
-        {
+        let add: Vec<SgRule> = add.into_iter().map(sg_rule).collect();
+        let remove: Vec<SgRule> = remove.into_iter().map(sg_rule).collect();
+        self.ec2.authorize_ingress(&gid, &add).await?;
+        self.ec2.revoke_ingress(&gid, &remove).await?;
+        if let Some(s) = self.inventory.locked().sgs.get_mut(&gid) {
             s.rules = want;
         }
         Ok(gid)
@@ -894,7 +799,7 @@ impl Elb {
         vpc: &str,
     ) -> Result<String, ElbError> {
         let existing = {
-            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let inv = self.inventory.locked();
             inv.tgs
                 .iter()
                 .find(|(_, t)| owned_by(&t.tags, id, &tg.resource_id) && t.name == tg.name)
@@ -912,7 +817,6 @@ impl Elb {
         let arn = match existing {
             Some((arn, health)) => {
                 if health != health_key(tg) {
-                    self.call();
                     self.elbv2
                         .modify_target_group()
                         .target_group_arn(&arn)
@@ -927,20 +831,13 @@ impl Elb {
                         .send()
                         .await
                         .map_err(api("ModifyTargetGroup"))?;
-                    if let Some(t) = self
-                        .inventory
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .tgs
-                        .get_mut(&arn)
-                    {
+                    if let Some(t) = self.inventory.locked().tgs.get_mut(&arn) {
                         t.health = health_key(tg);
                     }
                 }
                 arn
             }
             None => {
-                self.call();
                 let r = self
                     .elbv2
                     .create_target_group()
@@ -975,23 +872,18 @@ impl Elb {
                     .unwrap_or_default()
                     .to_string();
                 tracing::info!(arn = %arn, name = %tg.name, "created targetGroup");
-                self.inventory
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .tgs
-                    .insert(
-                        arn.clone(),
-                        TgInfo {
-                            name: tg.name.clone(),
-                            health: health_key(tg),
-                            tags: tg.tags.clone(),
-                        },
-                    );
+                self.inventory.locked().tgs.insert(
+                    arn.clone(),
+                    TgInfo {
+                        name: tg.name.clone(),
+                        health: health_key(tg),
+                        tags: tg.tags.clone(),
+                    },
+                );
                 created = true;
                 // Nothing registered yet: no DescribeTargetHealth needed.
                 self.applied
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                    .locked()
                     .targets
                     .insert(arn.clone(), BTreeSet::new());
                 arn
@@ -1004,16 +896,9 @@ impl Elb {
                 .attributes
                 .iter()
                 .any(|(k, v)| target_group_default(k) != Some(v.as_str()));
-        let done = self
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tg_attributes
-            .get(&arn)
-            == Some(&tg.attributes);
+        let done = self.applied.locked().tg_attributes.get(&arn) == Some(&tg.attributes);
         if !done {
             if !tg.attributes.is_empty() && needed {
-                self.call();
                 self.elbv2
                     .modify_target_group_attributes()
                     .target_group_arn(&arn)
@@ -1028,8 +913,7 @@ impl Elb {
                     .map_err(api("ModifyTargetGroupAttributes"))?;
             }
             self.applied
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .locked()
                 .tg_attributes
                 .insert(arn.clone(), tg.attributes.clone());
         }
@@ -1045,7 +929,7 @@ impl Elb {
     ) -> Result<(String, String, bool), ElbError> {
         let lb = &stack.load_balancer;
         let existing: Vec<(String, LbInfo)> = {
-            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let inv = self.inventory.locked();
             inv.lbs
                 .iter()
                 .filter(|(_, l)| owned_by(&l.tags, &stack.id, RESOURCE_LOAD_BALANCER))
@@ -1072,7 +956,6 @@ impl Elb {
         let (arn, dns, created) = match current {
             Some((arn, info)) => {
                 if lb.kind == LoadBalancerType::Application && info.subnets != subnet_ids {
-                    self.call();
                     self.elbv2
                         .set_subnets()
                         .load_balancer_arn(&arn)
@@ -1082,7 +965,6 @@ impl Elb {
                         .map_err(api("SetSubnets"))?;
                 }
                 if !sgs.is_empty() && info.security_groups != sgs {
-                    self.call();
                     self.elbv2
                         .set_security_groups()
                         .load_balancer_arn(&arn)
@@ -1092,7 +974,6 @@ impl Elb {
                         .map_err(api("SetSecurityGroups"))?;
                 }
                 if info.ip_address_type != lb.ip_address_type.as_str() {
-                    self.call();
                     self.elbv2
                         .set_ip_address_type()
                         .load_balancer_arn(&arn)
@@ -1101,13 +982,7 @@ impl Elb {
                         .await
                         .map_err(api("SetIpAddressType"))?;
                 }
-                if let Some(l) = self
-                    .inventory
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .lbs
-                    .get_mut(&arn)
-                {
+                if let Some(l) = self.inventory.locked().lbs.get_mut(&arn) {
                     l.subnets = subnet_ids.clone();
                     if !sgs.is_empty() {
                         l.security_groups = sgs.clone();
@@ -1144,7 +1019,6 @@ impl Elb {
                         .collect();
                     req = req.set_subnet_mappings(Some(mappings));
                 }
-                self.call();
                 let r = req.send().await.map_err(api("CreateLoadBalancer"))?;
                 let l = r.load_balancers().first();
                 let arn = l
@@ -1153,36 +1027,25 @@ impl Elb {
                     .to_string();
                 let dns = l.and_then(|l| l.dns_name()).unwrap_or_default().to_string();
                 tracing::info!(arn = %arn, name = %lb.name, dns_name = %dns, "created loadBalancer");
-                self.inventory
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .lbs
-                    .insert(
-                        arn.clone(),
-                        LbInfo {
-                            name: lb.name.clone(),
-                            dns_name: dns.clone(),
-                            kind: lb.kind.as_str().to_string(),
-                            scheme: lb.scheme.as_str().to_string(),
-                            ip_address_type: lb.ip_address_type.as_str().to_string(),
-                            subnets: subnet_ids,
-                            security_groups: sgs,
-                            tags: lb.tags.clone(),
-                        },
-                    );
+                self.inventory.locked().lbs.insert(
+                    arn.clone(),
+                    LbInfo {
+                        name: lb.name.clone(),
+                        dns_name: dns.clone(),
+                        kind: lb.kind.as_str().to_string(),
+                        scheme: lb.scheme.as_str().to_string(),
+                        ip_address_type: lb.ip_address_type.as_str().to_string(),
+                        subnets: subnet_ids,
+                        security_groups: sgs,
+                        tags: lb.tags.clone(),
+                    },
+                );
                 (arn, dns, true)
             }
         };
-        let done = self
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lb_attributes
-            .get(&arn)
-            == Some(&lb.attributes);
+        let done = self.applied.locked().lb_attributes.get(&arn) == Some(&lb.attributes);
         if !done {
             if !lb.attributes.is_empty() {
-                self.call();
                 self.elbv2
                     .modify_load_balancer_attributes()
                     .load_balancer_arn(&arn)
@@ -1197,8 +1060,7 @@ impl Elb {
                     .map_err(api("ModifyLoadBalancerAttributes"))?;
             }
             self.applied
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .locked()
                 .lb_attributes
                 .insert(arn.clone(), lb.attributes.clone());
         }
@@ -1217,11 +1079,7 @@ impl Elb {
             .await;
         if r.is_err() {
             // Part of it may be applied: look at ELBv2 again next time.
-            self.applied
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .listeners
-                .remove(lb_arn);
+            self.applied.locked().listeners.remove(lb_arn);
         }
         r
     }
@@ -1248,13 +1106,7 @@ impl Elb {
             resolved.push((l, default, rules));
         }
         let fingerprint = format!("{resolved:?}");
-        let cached = self
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .listeners
-            .get(lb_arn)
-            .cloned();
+        let cached = self.applied.locked().listeners.get(lb_arn).cloned();
         if let Some((fp, _)) = &cached
             && *fp == fingerprint
         {
@@ -1263,7 +1115,6 @@ impl Elb {
         let known = cached.is_some();
         let mut actual: BTreeMap<i32, ListenerState> = cached.map(|(_, s)| s).unwrap_or_default();
         if !created && !known {
-            self.call();
             let r = self
                 .elbv2
                 .describe_listeners()
@@ -1306,7 +1157,6 @@ impl Elb {
         // Listeners no longer wanted go first (their port may be reused).
         for (port, st) in &actual {
             if !wanted_ports.contains(port) {
-                self.call();
                 self.elbv2
                     .delete_listener()
                     .listener_arn(&st.arn)
@@ -1347,7 +1197,6 @@ impl Elb {
                         have_cmp.certificates = self.listener_certificates(arn).await?;
                     }
                     if have_cmp != key {
-                        self.call();
                         self.elbv2
                             .modify_listener()
                             .listener_arn(arn)
@@ -1364,7 +1213,6 @@ impl Elb {
                     arn.clone()
                 }
                 None => {
-                    self.call();
                     let r = self
                         .elbv2
                         .create_listener()
@@ -1407,15 +1255,13 @@ impl Elb {
             );
         }
         self.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .listeners
             .insert(lb_arn.to_string(), (fingerprint, now));
         Ok(())
     }
 
     async fn listener_certificates(&self, listener: &str) -> Result<BTreeSet<String>, ElbError> {
-        self.call();
         let r = self
             .elbv2
             .describe_listener_certificates()
@@ -1441,7 +1287,6 @@ impl Elb {
             .map(|c| Certificate::builder().certificate_arn(c).build())
             .collect();
         if !add.is_empty() {
-            self.call();
             self.elbv2
                 .add_listener_certificates()
                 .listener_arn(listener)
@@ -1456,7 +1301,6 @@ impl Elb {
             .map(|c| Certificate::builder().certificate_arn(c).build())
             .collect();
         if !remove.is_empty() {
-            self.call();
             self.elbv2
                 .remove_listener_certificates()
                 .listener_arn(listener)
@@ -1482,7 +1326,6 @@ impl Elb {
         if described {
             let mut marker = None;
             loop {
-                self.call();
                 let r = self
                     .elbv2
                     .describe_rules()
@@ -1528,7 +1371,6 @@ impl Elb {
         // them.
         for (p, (arn, _)) in &actual {
             if !wanted.contains(p) {
-                self.call();
                 self.elbv2
                     .delete_rule()
                     .rule_arn(arn)
@@ -1547,7 +1389,6 @@ impl Elb {
             let arn = match actual.get(priority) {
                 Some((arn, have)) if *have == key => arn.clone(),
                 Some((arn, _)) => {
-                    self.call();
                     self.elbv2
                         .modify_rule()
                         .rule_arn(arn)
@@ -1559,7 +1400,6 @@ impl Elb {
                     arn.clone()
                 }
                 None => {
-                    self.call();
                     let r = self
                         .elbv2
                         .create_rule()
@@ -1588,20 +1428,13 @@ impl Elb {
         tg_arn: &str,
         want: &BTreeSet<Target>,
     ) -> Result<(), ElbError> {
-        let cached = self
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .targets
-            .get(tg_arn)
-            .cloned();
+        let cached = self.applied.locked().targets.get(tg_arn).cloned();
         if cached.as_ref() == Some(want) {
             return Ok(());
         }
         let have = match cached {
             Some(h) => h,
             None => {
-                self.call();
                 let r = self
                     .elbv2
                     .describe_target_health()
@@ -1625,7 +1458,6 @@ impl Elb {
         let remove: Vec<&Target> = have.difference(want).collect();
         let desc = |t: &&Target| TargetDescription::builder().id(&t.id).port(t.port).build();
         for chunk in add.chunks(TARGET_CHUNK) {
-            self.call();
             self.elbv2
                 .register_targets()
                 .target_group_arn(tg_arn)
@@ -1635,7 +1467,6 @@ impl Elb {
                 .map_err(api("RegisterTargets"))?;
         }
         for chunk in remove.chunks(TARGET_CHUNK) {
-            self.call();
             self.elbv2
                 .deregister_targets()
                 .target_group_arn(tg_arn)
@@ -1648,8 +1479,7 @@ impl Elb {
             tracing::info!(target_group = %tg_arn, registered = add.len(), deregistered = remove.len(), "synced targets");
         }
         self.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .targets
             .insert(tg_arn.to_string(), want.clone());
         Ok(())
@@ -1657,7 +1487,6 @@ impl Elb {
 
     /// A target group by name (TargetGroupBinding's `targetGroupName`).
     pub async fn target_group_arn(&self, name: &str) -> Result<Option<String>, ElbError> {
-        self.call();
         match self
             .elbv2
             .describe_target_groups()
@@ -1681,7 +1510,7 @@ impl Elb {
     pub async fn delete(&self, id: &StackId) -> Result<(), ElbError> {
         self.ensure_inventory().await?;
         let (lbs, tgs, sgs) = {
-            let inv = self.inventory.lock().unwrap_or_else(|e| e.into_inner());
+            let inv = self.inventory.locked();
             (
                 inv.lbs
                     .iter()
@@ -1707,30 +1536,15 @@ impl Elb {
             self.delete_target_group(&arn).await?;
         }
         for gid in sgs {
-            self.call_ec2();
-            match self
-                .ec2
-                .delete_security_group()
-                .group_id(&gid)
-                .send()
-                .await
-                .map_err(api("DeleteSecurityGroup"))
-            {
-                Ok(_) => tracing::info!(security_group = %gid, "deleted securityGroup"),
-                Err(e) if not_found(&e) => {}
-                Err(e) => return Err(e),
+            if self.ec2.delete_security_group(&gid).await? {
+                tracing::info!(security_group = %gid, "deleted securityGroup");
             }
-            self.inventory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .sgs
-                .remove(&gid);
+            self.inventory.locked().sgs.remove(&gid);
         }
         Ok(())
     }
 
     async fn delete_load_balancer(&self, arn: &str) -> Result<(), ElbError> {
-        self.call();
         match self
             .elbv2
             .delete_load_balancer()
@@ -1743,19 +1557,14 @@ impl Elb {
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e),
         }
-        self.inventory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lbs
-            .remove(arn);
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        self.inventory.locked().lbs.remove(arn);
+        let mut applied = self.applied.locked();
         applied.listeners.remove(arn);
         applied.lb_attributes.remove(arn);
         Ok(())
     }
 
     async fn delete_target_group(&self, arn: &str) -> Result<(), ElbError> {
-        self.call();
         match self
             .elbv2
             .delete_target_group()
@@ -1768,12 +1577,8 @@ impl Elb {
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e),
         }
-        self.inventory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tgs
-            .remove(arn);
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        self.inventory.locked().tgs.remove(arn);
+        let mut applied = self.applied.locked();
         applied.targets.remove(arn);
         applied.tg_attributes.remove(arn);
         Ok(())
@@ -1805,52 +1610,10 @@ fn target_group_default(key: &str) -> Option<&'static str> {
     })
 }
 
-fn subnet_info(s: &aws_sdk_ec2::types::Subnet) -> Option<SubnetInfo> {
-    Some(SubnetInfo {
-        id: s.subnet_id()?.to_string(),
-        zone: s.availability_zone()?.to_string(),
-        vpc: s.vpc_id()?.to_string(),
-    })
-}
-
-fn ip_permission(r: &SecurityGroupRule) -> IpPermission {
-    let b = IpPermission::builder()
-        .ip_protocol(&r.protocol)
-        .from_port(r.from_port)
-        .to_port(r.to_port);
-    if r.cidr.contains(':') {
-        b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(&r.cidr).build())
-    } else {
-        b.ip_ranges(IpRange::builder().cidr_ip(&r.cidr).build())
+fn subnet_info(s: outrigger_aws_ec2::Subnet) -> SubnetInfo {
+    SubnetInfo {
+        id: s.id,
+        zone: s.zone,
+        vpc: s.vpc,
     }
-    .build()
-}
-
-fn sg_rules(perms: &[IpPermission]) -> BTreeSet<SecurityGroupRule> {
-    let mut out = BTreeSet::new();
-    for p in perms {
-        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-        let (from_port, to_port) = (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
-        for r in p.ip_ranges() {
-            if let Some(c) = r.cidr_ip() {
-                out.insert(SecurityGroupRule {
-                    protocol: protocol.clone(),
-                    from_port,
-                    to_port,
-                    cidr: c.to_string(),
-                });
-            }
-        }
-        for r in p.ipv6_ranges() {
-            if let Some(c) = r.cidr_ipv6() {
-                out.insert(SecurityGroupRule {
-                    protocol: protocol.clone(),
-                    from_port,
-                    to_port,
-                    cidr: c.to_string(),
-                });
-            }
-        }
-    }
-    out
 }

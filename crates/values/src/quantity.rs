@@ -1,5 +1,8 @@
 //! Kubernetes quantities (`100m`, `1.5Gi`, `2e3`, `128974848`), parsed
-//! exactly into nano-units.
+//! exactly into nano-units, and printed in the one canonical form the API
+//! server uses: decimal (`3155m`, `4`, `2k`) for cpu and counts, binary
+//! (`120Mi`, `1Ti`) for bytes. Every quantity Outrigger prints goes through
+//! [`Quantity`]'s `Display`, [`Quantity::binary`] or [`format_resource`].
 //!
 //! The grammar is `<sign><digits>[.<digits>]<suffix>` with a binary-SI
 //! suffix (Ki Mi Gi Ti Pi Ei), a decimal-SI suffix (n u m k M G T P E, or
@@ -162,6 +165,71 @@ impl std::str::FromStr for Quantity {
     }
 }
 
+impl Quantity {
+    /// Kubernetes' canonical form of a binary-SI quantity (bytes): the
+    /// largest of `Ki`..`Ei` that represents a whole value of 1024 or more
+    /// exactly (`120Mi`, `1Ti`, `1536Ki`), the plain number for other whole
+    /// values from 1024 (`2000`), and the decimal form below 1024 or for a
+    /// fraction (`1k`, `999`, `1500m`).
+    pub fn binary(self) -> Binary {
+        Binary(self)
+    }
+}
+
+/// [`Quantity::binary`]'s display.
+#[derive(Clone, Copy, Debug)]
+pub struct Binary(Quantity);
+
+impl fmt::Display for Binary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.0;
+        if n % NANO == 0 && n.abs() >= 1024 * NANO {
+            let units = n / NANO;
+            for (suffix, size) in [
+                ("Ei", 1i128 << 60),
+                ("Pi", 1 << 50),
+                ("Ti", 1 << 40),
+                ("Gi", 1 << 30),
+                ("Mi", 1 << 20),
+                ("Ki", 1 << 10),
+            ] {
+                if units % size == 0 {
+                    return write!(f, "{}{suffix}", units / size);
+                }
+            }
+            // Whole, but no binary suffix fits: the plain number.
+            return write!(f, "{units}");
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Whether a resource is counted in bytes (printed in binary form).
+pub fn is_bytes(resource: &str) -> bool {
+    matches!(resource, "memory" | "ephemeral-storage" | "storage")
+        || resource.starts_with("hugepages-")
+}
+
+/// A resource value as Kubernetes prints it: `value` in the resource's
+/// base unit scaled by `1/scale` (cpu is usually held in millicores:
+/// `scale` 1000). Bytes in binary form, everything else decimal.
+pub fn format_scaled(resource: &str, value: i64, scale: i64) -> String {
+    let q = Quantity(value as i128 * NANO / scale.max(1) as i128);
+    if is_bytes(resource) {
+        q.binary().to_string()
+    } else {
+        q.to_string()
+    }
+}
+
+/// A resource value as Kubernetes prints it, cpu given in millicores and
+/// everything else in its base unit: `format_resource("cpu", 3155)` is
+/// `3155m`, `("memory", 1 << 40)` is `1Ti`, `("pods", 6)` is `6`.
+pub fn format_resource(resource: &str, value: i64) -> String {
+    let scale = if resource == "cpu" { 1000 } else { 1 };
+    format_scaled(resource, value, scale)
+}
+
 /// Canonical decimal form: the largest of `""`, `m`, `u`, `n` (or `k`..`E`)
 /// that represents the value exactly.
 impl fmt::Display for Quantity {
@@ -243,6 +311,38 @@ mod tests {
     }
 
     #[test]
+    fn binary_display() {
+        let b = |s: &str| Quantity::parse(s).unwrap().binary().to_string();
+        assert_eq!(b("120Mi"), "120Mi");
+        assert_eq!(b("1Ti"), "1Ti");
+        assert_eq!(b("1024Gi"), "1Ti");
+        assert_eq!(b("1536Ki"), "1536Ki");
+        assert_eq!(b("1000"), "1k");
+        assert_eq!(b("999"), "999");
+        assert_eq!(b("2000"), "2000");
+        assert_eq!(b("1024"), "1Ki");
+        assert_eq!(b("1023"), "1023");
+        assert_eq!(b("0"), "0");
+        assert_eq!(b("1.5"), "1500m");
+        assert_eq!(b("-2Gi"), "-2Gi");
+    }
+
+    #[test]
+    fn resources_print_as_kubernetes_prints_them() {
+        assert_eq!(format_resource("cpu", 3155), "3155m");
+        assert_eq!(format_resource("cpu", 4000), "4");
+        assert_eq!(format_resource("memory", 120 << 20), "120Mi");
+        assert_eq!(format_resource("memory", 1 << 40), "1Ti");
+        assert_eq!(format_resource("ephemeral-storage", 20 << 30), "20Gi");
+        assert_eq!(format_resource("hugepages-2Mi", 4 << 20), "4Mi");
+        assert_eq!(format_resource("pods", 6), "6");
+        assert_eq!(format_resource("nvidia.com/gpu", 1), "1");
+        assert_eq!(format_resource("memory", 0), "0");
+        assert_eq!(format_scaled("cpu", 12_345, 1_000_000_000), "12345n");
+        assert_eq!(format_scaled("cpu", 2_000_000_000, 1_000_000_000), "2");
+    }
+
+    #[test]
     fn canonical_display() {
         assert_eq!(Quantity::parse("1000m").unwrap().to_string(), "1");
         assert_eq!(Quantity::parse("1500m").unwrap().to_string(), "1500m");
@@ -255,6 +355,12 @@ mod tests {
         #[test]
         fn display_round_trips(n in -(10i128.pow(30))..10i128.pow(30)) {
             let s = Quantity(n).to_string();
+            prop_assert_eq!(Quantity::parse(&s).unwrap(), Quantity(n));
+        }
+
+        #[test]
+        fn binary_round_trips(n in -(10i128.pow(20))..10i128.pow(20)) {
+            let s = Quantity(n).binary().to_string();
             prop_assert_eq!(Quantity::parse(&s).unwrap(), Quantity(n));
         }
 

@@ -1,4 +1,6 @@
-//! From core objects (Pod, Node, DaemonSet) to the scheduling model.
+//! From core objects (Pod, Node, DaemonSet) to the scheduling model, and
+//! the model's resources back to Kubernetes quantities: the one adapter the
+//! provisioner, the node-group autoscaler and `why-pending` share.
 
 use std::collections::BTreeMap;
 
@@ -135,25 +137,7 @@ fn selector(s: Option<&LabelSelector>) -> Result<model::LabelSelector, String> {
             }],
         });
     };
-    let mut out = model::LabelSelector {
-        match_labels: s.match_labels.clone().unwrap_or_default(),
-        match_expressions: vec![],
-    };
-    for e in s.match_expressions.iter().flatten() {
-        let op = match e.operator.as_str() {
-            "In" => SelectorOp::In,
-            "NotIn" => SelectorOp::NotIn,
-            "Exists" => SelectorOp::Exists,
-            "DoesNotExist" => SelectorOp::DoesNotExist,
-            other => return Err(format!("label selector operator {other:?}")),
-        };
-        out.match_expressions.push(SelectorExpr {
-            key: e.key.clone(),
-            op,
-            values: e.values.clone().unwrap_or_default(),
-        });
-    }
-    Ok(out)
+    model::LabelSelector::try_from(s)
 }
 
 fn affinity_term(t: &PodAffinityTerm) -> Result<model::PodAffinityTerm, String> {
@@ -371,6 +355,28 @@ pub fn node(n: &Node, pods: Vec<model::Pod>) -> model::Node {
     }
 }
 
+/// Resources as a Kubernetes resource map, each in its canonical form
+/// (`3920m`, `14162Mi`, `58`); zero entries kept.
+pub fn to_quantities(
+    r: &Resources,
+) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use outrigger_values::format_resource;
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("cpu", r.cpu_millis),
+        ("memory", r.memory_bytes),
+        ("pods", r.pods),
+        ("ephemeral-storage", r.ephemeral_bytes),
+    ] {
+        m.insert(k.to_string(), Quantity(format_resource(k, v)));
+    }
+    for (k, v) in &r.extended {
+        m.insert(k.clone(), Quantity(format_resource(k, *v)));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +459,32 @@ mod tests {
         let m = bound_pod(&p).unwrap();
         assert_eq!(m.requests.cpu_millis, 100);
         assert_eq!(m.requests.pods, 1);
+    }
+
+    #[test]
+    fn resources_become_canonical_quantities() {
+        let r = Resources::parse([
+            ("cpu", "3920m"),
+            ("memory", "14162Mi"),
+            ("pods", "58"),
+            ("ephemeral-storage", "1Ti"),
+            ("nvidia.com/gpu", "1"),
+        ])
+        .unwrap();
+        let q = to_quantities(&r);
+        let got: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.0.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("cpu", "3920m"),
+                ("ephemeral-storage", "1Ti"),
+                ("memory", "14162Mi"),
+                ("nvidia.com/gpu", "1"),
+                ("pods", "58"),
+            ]
+        );
+        // And back.
+        let back = Resources::parse(q.iter().map(|(k, v)| (k.as_str(), v.0.as_str()))).unwrap();
+        assert_eq!(back, r);
     }
 }
