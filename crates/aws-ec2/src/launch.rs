@@ -483,15 +483,10 @@ impl Ec2 {
         Ok(out)
     }
 
-    /// The cluster's live node-claim instances: (instance id, its
+    /// The cluster's live node-claim instances (each with its
     /// `karpenter.sh/nodeclaim` tag).
-    pub async fn cluster_instances(&self) -> Result<Vec<(String, String)>, Ec2Error> {
-        Ok(self
-            .live_instances(vec![])
-            .await?
-            .into_iter()
-            .map(|i| (i.id, i.claim))
-            .collect())
+    pub async fn cluster_instances(&self) -> Result<Vec<Instance>, Ec2Error> {
+        self.live_instances(vec![]).await
     }
 
     /// The live instance launched for a claim, if there is one.

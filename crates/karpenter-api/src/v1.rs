@@ -48,7 +48,7 @@ pub struct NodeSelectorRequirementWithMinValues {
 }
 
 /// The node class a node pool or claim launches with.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeClassReference {
     #[schemars(length(min = 1))]
     pub group: String,
@@ -230,7 +230,7 @@ pub struct NodePoolStatus {
 
 /// A request for one node: requirements it must meet and the resources
 /// it must have; the provider launches it and the Node registers.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "karpenter.sh",
     version = "v1",

@@ -15,6 +15,7 @@ use k8s_openapi::api::{
 };
 use kube::{Api, Client, ResourceExt, api::ListParams};
 use outrigger_karpenter_api::{
+    nodeclass::{EC2NodeClass, KWOKNodeClass},
     v1::{NodeClaim, NodePool},
     v1alpha5::Provisioner,
 };
@@ -26,8 +27,8 @@ use outrigger_scheduling::{
 
 use crate::{
     ProviderKind,
+    cloud::{CloudProvider, Providers},
     pools::{self, Pool},
-    provider::{Which, which},
     provision::{Snapshot, World, snapshot},
 };
 
@@ -74,6 +75,18 @@ where
         .into_iter()
         .map(Arc::new)
         .collect())
+}
+
+/// A store holding these objects (the listed state, for the providers).
+fn store_of<K>(items: Vec<Arc<K>>) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    let (reader, mut writer) = kube::runtime::reflector::store();
+    for o in items {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(o.as_ref().clone()));
+    }
+    reader
 }
 
 /// A pool's status says it cannot launch: why.
@@ -168,30 +181,30 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
             )),
         }
     }
-    // Instance types of the providers the pools use.
-    let mut catalogue = vec![];
-    let mut kwok_idx = std::collections::BTreeSet::new();
-    let mut aws_idx = std::collections::BTreeSet::new();
-    let uses = |w: Which| pools_.iter().any(|p| which(&p.node_class) == w);
-    if args.providers.contains(&ProviderKind::Kwok) && uses(Which::Kwok) {
-        let k = crate::provider::Kwok::new(client.clone(), &args.kwok_zones, 10250);
-        for t in k.instance_types() {
-            kwok_idx.insert(catalogue.len());
-            catalogue.push(t.clone());
-        }
+    // Instance types of the providers the pools use (the nodes and node
+    // classes as listed now stand in for the provisioner's watches).
+    let nodes = list::<Node>(&client).await?;
+    let mut providers: Vec<Arc<dyn CloudProvider>> = vec![];
+    let kwok_class = |p: &Pool| p.node_class.kind == crate::cloud::kwok::KIND;
+    if args.providers.contains(&ProviderKind::Kwok) && pools_.iter().any(kwok_class) {
+        providers.push(Arc::new(crate::cloud::kwok::Kwok::new(
+            client.clone(),
+            &args.kwok_zones,
+            10250,
+            store_of(list::<KWOKNodeClass>(&client).await?),
+            store_of(nodes.clone()),
+        )));
     }
-    if args.providers.contains(&ProviderKind::Aws) && uses(Which::Aws) {
-        let aws = outrigger_aws_ec2::Ec2::new(&args.cluster_name).await;
-        match aws
-            .instance_types(&outrigger_scheduling::eks::Kubelet::default())
-            .await
+    if args.providers.contains(&ProviderKind::Aws) && pools_.iter().any(|p| !kwok_class(p)) {
+        match crate::cloud::aws::Aws::new(
+            client.clone(),
+            &args.cluster_name,
+            store_of(list::<Provisioner>(&client).await?),
+            store_of(list::<EC2NodeClass>(&client).await?),
+        )
+        .await
         {
-            Ok(types) => {
-                for t in types {
-                    aws_idx.insert(catalogue.len());
-                    catalogue.push(t);
-                }
-            }
+            Ok(a) => providers.push(Arc::new(a)),
             Err(e) => {
                 let _ = writeln!(
                     out,
@@ -200,6 +213,7 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
             }
         }
     }
+    let catalogue = Providers::new(providers).catalogue();
     let claims: BTreeMap<String, NodeClaim> = list::<NodeClaim>(&client)
         .await?
         .iter()
@@ -207,13 +221,11 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
         .collect();
     let world = World {
         pods: list::<Pod>(&client).await?,
-        nodes: list::<Node>(&client).await?,
+        nodes,
         claims,
         daemonsets: list::<DaemonSet>(&client).await?,
         pools: pools_,
         catalogue,
-        kwok_idx,
-        aws_idx,
         also: pod.metadata.uid.clone(),
     };
     let Snapshot {

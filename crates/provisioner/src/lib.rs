@@ -2,30 +2,60 @@
 //!
 //! Pods kube-scheduler marks Unschedulable are batched (1 s idle, 10 s at
 //! most), the cluster is snapshotted (nodes and their pods, claims still
-//! launching, pools by weight, daemonsets, the provider's instance types)
+//! launching, pools by weight, daemonsets, the providers' instance types)
 //! and solved by `outrigger-scheduling`; each new claim becomes a NodeClaim,
-//! which the lifecycle controller launches through the provider, links to
-//! its Node by providerID, and marks Launched, Registered, Initialized and
-//! Ready. Nodes of pools with an empty TTL are deleted once empty for it,
-//! through the `karpenter.sh/termination` finalizer (cordon, evict, delete).
+//! which the lifecycle controller launches through its node class's cloud
+//! provider ([`cloud`]), links to its Node by providerID, and marks
+//! Launched, Registered, Initialized and Ready. Nodes of pools with an
+//! empty TTL are deleted once empty for it, through the
+//! `karpenter.sh/termination` finalizer (cordon, evict, delete).
+//!
+//! One controller (`outrigger_runtime::Controller`) runs four kinds of
+//! keys: each NodeClaim's lifecycle, the provisioning batch, pool and node
+//! class status, and garbage collection. Watches map changes to keys; every
+//! write goes through [`cluster::Cluster`], so the logic runs in unit tests
+//! against an in-memory cluster and the fake cloud.
 
+pub mod cloud;
+pub mod cluster;
 mod explain;
+mod gc;
 mod lifecycle;
+#[cfg(test)]
+mod memory;
 mod metrics;
 pub mod pools;
-pub mod provider;
 mod provision;
 mod status;
+#[cfg(test)]
+mod testing;
+pub mod upstream;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use k8s_openapi::api::{
     apps::v1::DaemonSet,
     core::v1::{Node, Pod},
 };
-use kube::{Api, Client, runtime::reflector::Store};
-use outrigger_karpenter_api::{v1::NodeClaim, v1::NodePool, v1alpha5::Provisioner};
-use outrigger_runtime::{Runtime, events::Events};
+use kube::{Api, ResourceExt, runtime::reflector::Store};
+use outrigger_karpenter_api::{
+    nodeclass::{EC2NodeClass, KWOKNodeClass},
+    v1::{NodeClaim, NodePool},
+    v1alpha5::Provisioner,
+};
+use outrigger_runtime::{
+    Action, Controller, KeyKind, Runtime, queue::Queue, watch::store_with_changes,
+};
+use tokio::sync::Notify;
+
+use crate::{
+    cloud::{CloudProvider, Providers},
+    cluster::Cluster,
+};
 
 pub use explain::{ExplainArgs, ExplainError, why_pending};
 
@@ -72,12 +102,46 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-/// Watched state and what every task shares.
+impl outrigger_runtime::ErrorKind for Error {
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(e) => outrigger_runtime::ErrorKind::kind(e),
+        }
+    }
+}
+
+/// What the controller works on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Key {
+    /// One NodeClaim's lifecycle.
+    Claim(String),
+    /// A batch of pending pods.
+    Provision,
+    /// Pool and node class status.
+    Status,
+    /// Instances without claims, claims without instances.
+    GarbageCollect,
+}
+
+impl KeyKind for Key {
+    fn kind(&self) -> &'static str {
+        match self {
+            Key::Claim(_) => "nodeclaim",
+            Key::Provision => "provisioning",
+            Key::Status => "status",
+            Key::GarbageCollect => "garbagecollection",
+        }
+    }
+}
+
+/// Watched state and what every controller shares.
 pub(crate) struct Ctx {
-    pub client: Client,
-    pub events: Events,
-    pub kwok: Option<provider::Kwok>,
-    pub aws: Option<provider::Aws>,
+    /// Every write to the cluster.
+    pub cluster: Arc<dyn Cluster>,
+    pub providers: Providers,
+    /// The AWS provider, for the EC2NodeClass status (its subnets and
+    /// security groups).
+    pub aws: Option<Arc<cloud::aws::Aws>>,
     pub args: Args,
     pub pods: Store<Pod>,
     pub nodes: Store<Node>,
@@ -85,46 +149,76 @@ pub(crate) struct Ctx {
     pub provisioners: Store<Provisioner>,
     pub claims: Store<NodeClaim>,
     pub daemonsets: Store<DaemonSet>,
-    pub ec2nodeclasses: Store<outrigger_karpenter_api::nodeclass::EC2NodeClass>,
-    pub kwoknodeclasses: Store<outrigger_karpenter_api::nodeclass::KWOKNodeClass>,
+    pub ec2nodeclasses: Store<EC2NodeClass>,
+    pub kwoknodeclasses: Store<KWOKNodeClass>,
     pub metrics: metrics::Metrics,
+    /// Where keys go (the watches add to it too).
+    pub queue: Arc<Queue<Key>>,
+    /// Woken by every pod (and pool) change: the batch window watches it.
+    pub pod_changes: Notify,
     /// Claims created but not yet seen by the watch (so the next solve
     /// counts them).
-    pub created: std::sync::Mutex<Vec<(std::time::Instant, NodeClaim)>>,
+    pub created: Mutex<Vec<(std::time::Instant, NodeClaim)>>,
     /// Launches whose status the watch has not shown yet, by claim name.
-    pub launched: std::sync::Mutex<std::collections::HashMap<String, provider::Launched>>,
+    pub launched: Mutex<HashMap<String, cloud::Launched>>,
     /// Pools whose limits kept pending pods from a node at the last solve:
     /// (kind, name) -> the limit and how many pods.
-    pub limited: std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>,
+    pub limited: Mutex<BTreeMap<(String, String), String>>,
+    /// "Waiting for unschedulable pods" was logged since the last batch.
+    pub idle_logged: std::sync::atomic::AtomicBool,
+    /// The batcher's memory: the pods of the last batch and when it ran.
+    pub last_batch: Mutex<Option<(std::collections::BTreeSet<String>, std::time::Instant)>>,
+    /// Garbage collection's memory, per provider.
+    pub gc: Mutex<BTreeMap<usize, gc::State>>,
+    /// What each AWS node class's selectors found.
+    pub discovered: Mutex<status::Found>,
 }
 
 impl Ctx {
-    /// Every provider's instance types in one list, and which pools may use
-    /// which: (types, kwok's indices, aws's indices).
-    pub fn catalogue(
-        &self,
-    ) -> (
-        Vec<outrigger_scheduling::model::InstanceType>,
-        std::collections::BTreeSet<usize>,
-        std::collections::BTreeSet<usize>,
-    ) {
-        let mut all = vec![];
-        let mut kwok = std::collections::BTreeSet::new();
-        let mut aws = std::collections::BTreeSet::new();
-        if let Some(k) = &self.kwok {
-            for t in k.instance_types() {
-                kwok.insert(all.len());
-                all.push(t.clone());
-            }
-        }
-        if let Some(a) = &self.aws {
-            for t in a.instance_types().iter() {
-                aws.insert(all.len());
-                all.push(t.clone());
-            }
-        }
-        (all, kwok, aws)
+    /// The claim whose Node this is (by providerID, or the name recorded
+    /// at registration).
+    fn claim_of_node(&self, n: &Node) -> Option<String> {
+        let pid = n.spec.as_ref().and_then(|s| s.provider_id.clone());
+        let name = n.name_any();
+        self.claims
+            .find(|c| {
+                let s = c.status.as_ref();
+                (pid.is_some() && s.and_then(|s| s.provider_id.as_ref()) == pid.as_ref())
+                    || s.and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+            })
+            .map(|c| c.name_any())
     }
+
+    /// The claim of the node a pod is on.
+    fn claim_of_pod(&self, p: &Pod) -> Option<String> {
+        let node = p.spec.as_ref()?.node_name.as_deref()?;
+        self.claims
+            .find(|c| c.status.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .map(|c| c.name_any())
+    }
+}
+
+/// Runs one key.
+async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Action, lifecycle::Error> {
+    match key {
+        Key::Claim(name) => lifecycle::reconcile(ctx, name).await,
+        Key::Provision => Ok(provision::run(ctx).await),
+        Key::Status => Ok(status::run(ctx).await),
+        Key::GarbageCollect => gc::run(ctx).await,
+    }
+}
+
+/// Forwards each change of a watched kind to `f`.
+fn forward<K: Send + Sync + 'static>(
+    ctx: Arc<Ctx>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Arc<K>>,
+    f: fn(&Ctx, &K),
+) {
+    tokio::spawn(async move {
+        while let Some(o) = rx.recv().await {
+            f(&ctx, &o);
+        }
+    });
 }
 
 /// Runs the provisioner until `rt.shutdown`.
@@ -136,24 +230,20 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     tracing::debug!("starting watches");
     let client = rt.client.clone();
     let stop = rt.shutdown.clone();
-    let pods = outrigger_runtime::watch::store(Api::<Pod>::all(client.clone()), stop.clone());
-    let nodes = outrigger_runtime::watch::store(Api::<Node>::all(client.clone()), stop.clone());
-    let nodepools =
-        outrigger_runtime::watch::store(Api::<NodePool>::all(client.clone()), stop.clone());
-    let provisioners =
-        outrigger_runtime::watch::store(Api::<Provisioner>::all(client.clone()), stop.clone());
-    let claims =
-        outrigger_runtime::watch::store(Api::<NodeClaim>::all(client.clone()), stop.clone());
+    let (pods, pods_rx) = store_with_changes(Api::<Pod>::all(client.clone()), stop.clone());
+    let (nodes, nodes_rx) = store_with_changes(Api::<Node>::all(client.clone()), stop.clone());
+    let (nodepools, nodepools_rx) =
+        store_with_changes(Api::<NodePool>::all(client.clone()), stop.clone());
+    let (provisioners, provisioners_rx) =
+        store_with_changes(Api::<Provisioner>::all(client.clone()), stop.clone());
+    let (claims, claims_rx) =
+        store_with_changes(Api::<NodeClaim>::all(client.clone()), stop.clone());
     let daemonsets =
         outrigger_runtime::watch::store(Api::<DaemonSet>::all(client.clone()), stop.clone());
-    let ec2nodeclasses = outrigger_runtime::watch::store(
-        Api::<outrigger_karpenter_api::nodeclass::EC2NodeClass>::all(client.clone()),
-        stop.clone(),
-    );
-    let kwoknodeclasses = outrigger_runtime::watch::store(
-        Api::<outrigger_karpenter_api::nodeclass::KWOKNodeClass>::all(client.clone()),
-        stop.clone(),
-    );
+    let (ec2nodeclasses, ec2_rx) =
+        store_with_changes(Api::<EC2NodeClass>::all(client.clone()), stop.clone());
+    let (kwoknodeclasses, kwok_rx) =
+        store_with_changes(Api::<KWOKNodeClass>::all(client.clone()), stop.clone());
     let synced = async {
         tokio::try_join!(
             pods.wait_until_ready(),
@@ -175,10 +265,16 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     }
     ready.ok();
     let metrics = metrics::Metrics::register(&rt.admin);
-    let kwok = args
-        .providers
-        .contains(&ProviderKind::Kwok)
-        .then(|| provider::Kwok::new(client.clone(), &args.kwok_zones, args.kwok_kubelet_port));
+    let mut providers: Vec<Arc<dyn CloudProvider>> = vec![];
+    if args.providers.contains(&ProviderKind::Kwok) {
+        providers.push(Arc::new(cloud::kwok::Kwok::new(
+            client.clone(),
+            &args.kwok_zones,
+            args.kwok_kubelet_port,
+            kwoknodeclasses.clone(),
+            nodes.clone(),
+        )));
+    }
     let aws = if args.providers.contains(&ProviderKind::Aws) {
         let aws_check = rt
             .admin
@@ -187,11 +283,18 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         loop {
             let found = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                r = provider::Aws::new(client.clone(), &args.cluster_name) => r,
+                r = cloud::aws::Aws::new(
+                    client.clone(),
+                    &args.cluster_name,
+                    provisioners.clone(),
+                    ec2nodeclasses.clone(),
+                ) => r,
             };
             match found {
                 Ok(a) => {
                     aws_check.ok();
+                    let a = Arc::new(a);
+                    providers.push(a.clone());
                     break Some(a);
                 }
                 Err(e) => {
@@ -207,10 +310,10 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     } else {
         None
     };
+    let controller = Controller::<Key>::new("provisioner", "outrigger_provisioner", &rt.admin);
     let ctx = Arc::new(Ctx {
-        client,
-        events: rt.events.clone(),
-        kwok,
+        cluster: Arc::new(cluster::Kube::new(client, rt.events.clone())),
+        providers: Providers::new(providers),
         aws,
         args,
         pods,
@@ -222,21 +325,60 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         ec2nodeclasses,
         kwoknodeclasses,
         metrics,
-        created: std::sync::Mutex::new(vec![]),
-        launched: std::sync::Mutex::new(Default::default()),
-        limited: std::sync::Mutex::new(Default::default()),
+        queue: controller.queue(),
+        pod_changes: Notify::new(),
+        created: Mutex::new(vec![]),
+        launched: Mutex::new(Default::default()),
+        limited: Mutex::new(Default::default()),
+        idle_logged: Default::default(),
+        last_batch: Mutex::new(None),
+        gc: Mutex::new(Default::default()),
+        discovered: Mutex::new(Default::default()),
     });
     if stop.is_cancelled() {
         return Ok(());
     }
-    tracing::info!(providers = ?ctx.args.providers, "provisioner started");
-    let prov = tokio::spawn(provision::run(ctx.clone(), stop.clone()));
-    let life = tokio::spawn(lifecycle::run(ctx.clone(), stop.clone()));
-    let gc = tokio::spawn(lifecycle::garbage_collect(ctx.clone(), stop.clone()));
-    let st = tokio::spawn(status::run(ctx.clone(), stop.clone()));
-    let _ = prov.await;
-    let _ = st.await;
-    let _ = life.await;
-    let _ = gc.await;
+    forward(ctx.clone(), claims_rx, |ctx, c: &NodeClaim| {
+        ctx.queue.add(Key::Claim(c.name_any()));
+        ctx.queue.add(Key::Status);
+    });
+    forward(ctx.clone(), nodes_rx, |ctx, n: &Node| {
+        if let Some(c) = ctx.claim_of_node(n) {
+            ctx.queue.add(Key::Claim(c));
+        }
+    });
+    forward(ctx.clone(), pods_rx, |ctx, p: &Pod| {
+        ctx.pod_changes.notify_one();
+        if outrigger_scheduling_kube::is_provisionable(p) {
+            ctx.queue.add(Key::Provision);
+        }
+        if let Some(c) = ctx.claim_of_pod(p) {
+            ctx.queue.add(Key::Claim(c));
+        }
+    });
+    fn pools_changed<K>(ctx: &Ctx, _: &K) {
+        ctx.pod_changes.notify_one();
+        ctx.queue.add(Key::Provision);
+        ctx.queue.add(Key::Status);
+    }
+    forward(ctx.clone(), nodepools_rx, pools_changed::<NodePool>);
+    forward(ctx.clone(), provisioners_rx, pools_changed::<Provisioner>);
+    forward(ctx.clone(), ec2_rx, pools_changed::<EC2NodeClass>);
+    forward(ctx.clone(), kwok_rx, pools_changed::<KWOKNodeClass>);
+    ctx.queue.add(Key::Provision);
+    ctx.queue.add(Key::Status);
+    ctx.queue.add_after(Key::GarbageCollect, gc::PERIOD);
+    tracing::info!(providers = ?ctx.providers.names(), "provisioner started");
+    let worker_ctx = ctx.clone();
+    controller
+        .run(WORKERS, stop, move |key| {
+            let ctx = worker_ctx.clone();
+            async move { reconcile(&ctx, &key).await }
+        })
+        .await;
     Ok(())
 }
+
+/// Keys reconciled at once (launches wait on the cloud; the batch window
+/// holds one worker while it is open).
+const WORKERS: usize = 16;

@@ -4,7 +4,7 @@
 use outrigger_runtime::sync::LockExt;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -13,33 +13,37 @@ use k8s_openapi::{
     api::core::v1::Pod,
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
-use kube::{Api, ResourceExt, api::PostParams};
+use kube::ResourceExt;
 use outrigger_karpenter_api::v1::{
     NodeClaim, NodeClaimSpec, NodeSelectorRequirementWithMinValues, Operator as ApiOperator,
     ResourceRequirements,
 };
+use outrigger_runtime::Action;
 use outrigger_scheduling::{
     model::{self, LABEL_NODEPOOL, Problem, Target},
     requirements::Operator,
     resources::Resources,
     solver::{claim_line, solve},
 };
-use outrigger_scheduling_kube as pods;
-use tokio_util::sync::CancellationToken;
+use outrigger_scheduling_kube::{self as pods, to_quantities};
 
 use crate::{
     Ctx,
+    cloud::{Catalogue, claim_requirements},
+    cluster::reference,
     metrics::labels,
     pools::{self, Pool, Source},
-    provider::claim_requirements,
+    upstream,
 };
 
 /// Most instance types a NodeClaim lists (the cheapest ones).
 const MAX_TYPES: usize = 50;
+/// Pods that were just batched are batched again only after this long.
+const SAME_BATCH_COOLDOWN: Duration = Duration::from_secs(10);
 /// How long a created NodeClaim the watch has not shown yet still counts.
 const CREATED_TTL: Duration = Duration::from_secs(30);
 /// NodeClaims created at once.
-const CREATE_CONCURRENCY: usize = 16;
+pub(crate) const CREATE_CONCURRENCY: usize = 16;
 
 fn pending(ctx: &Ctx) -> BTreeSet<String> {
     ctx.pods
@@ -50,79 +54,56 @@ fn pending(ctx: &Ctx) -> BTreeSet<String> {
         .collect()
 }
 
-/// The batch loop: wait for pending pods, let the window close, solve.
-pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
-    let tick = Duration::from_millis(100);
-    let mut last: Option<(BTreeSet<String>, Instant)> = None;
-    let mut waiting_logged = false;
-    loop {
-        let mut seen = pending(&ctx);
-        if seen.is_empty() {
-            ctx.limited.locked().clear();
-            if !waiting_logged {
-                tracing::info!("Waiting for unschedulable pods");
-                waiting_logged = true;
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(tick) => continue,
-            }
+/// One batch: wait while pending pods keep arriving (the batch window
+/// closes after the idle duration without a new one, or at the max
+/// duration), then snapshot, solve and create the claims.
+pub async fn run(ctx: &Ctx) -> Action {
+    let mut seen = pending(ctx);
+    if seen.is_empty() {
+        ctx.limited.locked().clear();
+        if !ctx.idle_logged.swap(true, Ordering::Relaxed) {
+            tracing::info!("{}", upstream::WAITING_FOR_PODS);
         }
-        // The batch window: closes after the idle duration without a new
-        // pod, or at the max duration. Meanwhile the client opens the
-        // connections the claims will be created on (HTTP/1.1: one request
-        // per connection at a time; a TLS handshake each when cold).
-        let warm = tokio::spawn(warm_connections(ctx.client.clone()));
+        return Action::Done;
+    }
+    // Meanwhile the client opens the connections the claims will be
+    // created on.
+    let window = async {
         let start = Instant::now();
         let mut changed = start;
         loop {
+            let deadline =
+                (changed + ctx.args.batch_idle_duration).min(start + ctx.args.batch_max_duration);
             tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(tick) => {}
-            }
-            let now = pending(&ctx);
-            if now != seen {
-                seen = now;
-                changed = Instant::now();
-            }
-            if changed.elapsed() >= ctx.args.batch_idle_duration
-                || start.elapsed() >= ctx.args.batch_max_duration
-            {
-                break;
+                _ = ctx.pod_changes.notified() => {
+                    let now = pending(ctx);
+                    if now != seen {
+                        seen = now;
+                        changed = Instant::now();
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => break,
             }
         }
-        let _ = warm.await;
-        if seen.is_empty() {
-            continue;
-        }
-        // The same pods again soon after: they are waiting for the nodes
-        // already launched; look again only after a while.
-        if let Some((prev, at)) = &last
-            && *prev == seen
-            && at.elapsed() < Duration::from_secs(10)
-        {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-            }
-        }
-        waiting_logged = false;
-        provision(&ctx).await;
-        last = Some((seen, Instant::now()));
+    };
+    tokio::join!(window, ctx.cluster.warm());
+    if seen.is_empty() {
+        return Action::Done;
     }
-}
-
-/// Opens up to [`CREATE_CONCURRENCY`] connections to the API server by
-/// making that many cheap requests at once (a one-item list served from the
-/// watch cache); the client keeps them idle for the creates that follow.
-async fn warm_connections(client: kube::Client) {
-    let api: Api<NodeClaim> = Api::all(client);
-    let lp = kube::api::ListParams::default().limit(1).match_any();
-    let results =
-        futures::future::join_all((0..CREATE_CONCURRENCY).map(|_| api.list_metadata(&lp))).await;
-    if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
-        tracing::debug!(error = %e, "warming the API connections");
+    // The same pods again soon after: they are waiting for the nodes
+    // already launched; look again only after a while.
+    if let Some((prev, at)) = ctx.last_batch.locked().as_ref()
+        && *prev == seen
+        && at.elapsed() < SAME_BATCH_COOLDOWN
+    {
+        return Action::requeue(SAME_BATCH_COOLDOWN - at.elapsed());
     }
+    ctx.idle_logged.store(false, Ordering::Relaxed);
+    provision(ctx).await;
+    *ctx.last_batch.locked() = Some((seen, Instant::now()));
+    // The limits the batch ran into show in the pools' status.
+    ctx.queue.add(crate::Key::Status);
+    Action::Done
 }
 
 /// Pools by the API they came from; invalid ones are reported on the object.
@@ -150,8 +131,14 @@ async fn report_invalid<K: kube::Resource<DynamicType = ()>>(
 ) {
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     tracing::warn!(name = %obj.meta().name.clone().unwrap_or_default(), errors = %text.join("; "), "ignoring an invalid pool");
-    ctx.events
-        .warning(obj, "ValidationFailed", "Validate", text.join("; "))
+    ctx.cluster
+        .event(
+            reference(obj),
+            true,
+            upstream::VALIDATION_FAILED,
+            "Validate",
+            text.join("; "),
+        )
         .await;
 }
 
@@ -163,21 +150,6 @@ fn claim_labels(c: &NodeClaim) -> model::Labels {
         }
     }
     l
-}
-
-/// The instance types of the provider that launches a claim or pool of
-/// this node class.
-fn provider_types<'a>(
-    types: &'a [model::InstanceType],
-    kwok: &'a BTreeSet<usize>,
-    aws: &'a BTreeSet<usize>,
-    class: &outrigger_karpenter_api::v1::NodeClassReference,
-) -> impl Iterator<Item = &'a model::InstanceType> {
-    let idx = match crate::provider::which(class) {
-        crate::provider::Which::Kwok => kwok,
-        crate::provider::Which::Aws => aws,
-    };
-    idx.iter().map(move |i| &types[*i])
 }
 
 /// What a claim still launching offers, as a node the solver can fill:
@@ -225,9 +197,7 @@ fn in_flight<'a>(
 pub(crate) fn pool_usage<'a>(
     claims: impl Iterator<Item = &'a NodeClaim>,
     pool: &str,
-    catalogue: &[model::InstanceType],
-    kwok_idx: &BTreeSet<usize>,
-    aws_idx: &BTreeSet<usize>,
+    catalogue: &Catalogue,
 ) -> Resources {
     let mut usage = Resources::default();
     for c in claims {
@@ -244,7 +214,8 @@ pub(crate) fn pool_usage<'a>(
             });
         let cap = cap.unwrap_or_else(|| {
             let req = claim_requirements(c);
-            provider_types(catalogue, kwok_idx, aws_idx, &c.spec.node_class_ref)
+            catalogue
+                .of_class(&c.spec.node_class_ref)
                 .filter(|t| {
                     req.get(model::LABEL_INSTANCE_TYPE)
                         .is_some_and(|r| r.allows(Some(&t.name)))
@@ -266,9 +237,7 @@ pub(crate) struct World {
     pub daemonsets: Vec<Arc<k8s_openapi::api::apps::v1::DaemonSet>>,
     /// Pools that may launch, by the API they came from.
     pub pools: Vec<Pool>,
-    pub catalogue: Vec<model::InstanceType>,
-    pub kwok_idx: BTreeSet<usize>,
-    pub aws_idx: BTreeSet<usize>,
+    pub catalogue: Catalogue,
     /// A pod to solve for even if kube-scheduler has not marked it
     /// unschedulable (its uid).
     pub also: Option<String>,
@@ -328,33 +297,20 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
         {
             continue;
         }
-        let t = provider_types(
-            &w.catalogue,
-            &w.kwok_idx,
-            &w.aws_idx,
-            &c.spec.node_class_ref,
-        );
-        problem.nodes.push(in_flight(c, t));
+        problem
+            .nodes
+            .push(in_flight(c, w.catalogue.of_class(&c.spec.node_class_ref)));
     }
     // Pool usage: the capacity of its claims (launched, or the largest
     // they may become).
     for pool in &w.pools {
-        let usage = pool_usage(
-            w.claims.values(),
-            &pool.model.name,
-            &w.catalogue,
-            &w.kwok_idx,
-            &w.aws_idx,
-        );
+        let usage = pool_usage(w.claims.values(), &pool.model.name, &w.catalogue);
         let mut m = pool.model.clone();
         m.usage = usage;
-        m.instance_types = Some(match crate::provider::which(&pool.node_class) {
-            crate::provider::Which::Kwok => w.kwok_idx.clone(),
-            crate::provider::Which::Aws => w.aws_idx.clone(),
-        });
+        m.instance_types = Some(w.catalogue.indices(&pool.node_class));
         problem.pools.push(m);
     }
-    problem.instance_types = w.catalogue.clone();
+    problem.instance_types = w.catalogue.types.clone();
     for ds in &w.daemonsets {
         if let Ok(p) = pods::daemonset_pod(ds) {
             problem.daemonsets.push(p);
@@ -368,15 +324,15 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
 }
 
 /// Snapshot, solve, create the claims.
-async fn provision(ctx: &Ctx) {
+pub(crate) async fn provision(ctx: &Ctx) {
     let closed = Instant::now();
-    let (catalogue, kwok_idx, aws_idx) = ctx.catalogue();
+    let catalogue = ctx.providers.catalogue();
     let mut pools = pools(ctx).await;
     // A pool whose node class cannot launch (missing, provider not
     // enabled) launches nothing; its status says why.
     let mut usable = vec![];
     for p in pools.drain(..) {
-        match crate::status::class_problem(ctx, &p.node_class) {
+        match ctx.providers.class_problem(&p.node_class) {
             None => usable.push(p),
             Some(why) => {
                 tracing::warn!(pool = %p.model.name, reason = %why, "the pool's node class is not ready")
@@ -407,8 +363,6 @@ async fn provision(ctx: &Ctx) {
         daemonsets: ctx.daemonsets.state(),
         pools: usable,
         catalogue,
-        kwok_idx,
-        aws_idx,
         also: None,
     };
     let Snapshot {
@@ -418,17 +372,18 @@ async fn provision(ctx: &Ctx) {
     } = snapshot(&world);
     let pools = world.pools;
     for (p, e) in unreadable {
-        ctx.events
-            .warning(
-                p.as_ref(),
-                "FailedScheduling",
+        ctx.cluster
+            .event(
+                reference(p.as_ref()),
+                true,
+                upstream::FAILED_SCHEDULING,
                 "Provision",
                 format!("Failed to read pod: {e}"),
             )
             .await;
     }
     ctx.metrics.pending_pods.set(problem.pods.len() as i64);
-    tracing::info!(pods = problem.pods.len(), "found provisionable pod(s)");
+    tracing::info!(pods = problem.pods.len(), "{}", upstream::FOUND_PODS);
     let start = Instant::now();
     let plan = solve(&problem);
     let took = start.elapsed();
@@ -438,7 +393,8 @@ async fn provision(ctx: &Ctx) {
         pods = plan.placements.len(),
         unplaced = plan.unplaced.len(),
         duration_ms = took.as_millis() as u64,
-        "computed new nodeclaim(s) to fit pod(s)"
+        "{}",
+        upstream::COMPUTED_CLAIMS
     );
     let limited = pools
         .iter()
@@ -489,29 +445,33 @@ async fn provision(ctx: &Ctx) {
     for (pod, target) in &plan.placements {
         let note = match target {
             Target::Claim(ci) => match &claim_names[*ci] {
-                Some(n) => format!("Pod should schedule on: nodeclaim/{n}"),
+                Some(n) => upstream::nominated(n),
                 None => continue,
             },
             Target::Node(n) if problem.nodes[*n].in_flight => {
-                format!(
-                    "Pod should schedule on: nodeclaim/{}",
-                    problem.nodes[*n].name
-                )
+                upstream::nominated(&problem.nodes[*n].name)
             }
             Target::Node(_) => continue,
         };
-        ctx.events
-            .normal(batch[*pod].as_ref(), "Nominated", "Provision", note)
+        ctx.cluster
+            .event(
+                reference(batch[*pod].as_ref()),
+                false,
+                upstream::NOMINATED,
+                "Provision",
+                note,
+            )
             .await;
     }
     for u in &plan.unplaced {
         tracing::warn!(pod = %problem.pods[u.pod].key(), reason = %u.reason, "could not schedule pod");
-        ctx.events
-            .warning(
-                batch[u.pod].as_ref(),
-                "FailedScheduling",
+        ctx.cluster
+            .event(
+                reference(batch[u.pod].as_ref()),
+                true,
+                upstream::FAILED_SCHEDULING,
                 "Provision",
-                format!("Failed to schedule pod, {}", u.reason),
+                upstream::failed_to_schedule(&u.reason),
             )
             .await;
     }
@@ -612,7 +572,7 @@ async fn create_claim(
         ),
         Source::Provisioner(p) => (p.spec.taints.clone(), p.spec.startup_taints.clone()),
     };
-    let requests: BTreeMap<String, Quantity> = crate::provider::to_quantities(&c.requests)
+    let requests: BTreeMap<String, Quantity> = to_quantities(&c.requests)
         .into_iter()
         .filter(|(_, q)| q.0 != "0" && q.0 != "0m")
         .collect();
@@ -621,10 +581,10 @@ async fn create_claim(
             name: Some(name.clone()),
             labels: Some(node_labels),
             annotations: Some(BTreeMap::from([(
-                "karpenter.sh/nodepool-kind".to_string(),
+                upstream::POOL_KIND.to_string(),
                 pool.kind().to_string(),
             )])),
-            finalizers: Some(vec![crate::lifecycle::FINALIZER.to_string()]),
+            finalizers: Some(vec![upstream::FINALIZER.to_string()]),
             // Deleting the pool deletes its claims (and so its nodes).
             owner_references: pool_owner(pool).map(|o| vec![o]),
             ..Default::default()
@@ -640,8 +600,7 @@ async fn create_claim(
         },
         status: None,
     };
-    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
-    let created = api.create(&PostParams::default(), &claim).await?;
+    let created = ctx.cluster.create_claim(&claim).await?;
     ctx.created.locked().push((Instant::now(), created));
     ctx.metrics
         .created
@@ -654,8 +613,84 @@ async fn create_claim(
         pool = %pool.model.name,
         kind = pool.kind(),
         nodeclaim = %name,
-        "Created {}",
-        claim_line(problem, c)
+        "{}",
+        upstream::created(&claim_line(problem, c))
     );
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::ResourceExt;
+
+    use crate::{
+        testing::{harness, nodepool, pending_pod},
+        upstream,
+    };
+
+    #[tokio::test]
+    async fn pending_pods_become_nodeclaims_of_their_pool_with_nominations() {
+        let h = harness();
+        h.mem.put_nodepool(nodepool("default", None, None));
+        for i in 0..5 {
+            h.mem.put_pod(pending_pod(&format!("web-{i}"), "1"));
+        }
+        assert_eq!(super::run(&h.ctx).await, outrigger_runtime::Action::Done);
+        let claims = h.stores.claims.state();
+        assert!(!claims.is_empty());
+        for c in &claims {
+            assert_eq!(c.labels()["karpenter.sh/nodepool"], "default");
+            assert_eq!(c.annotations()[upstream::POOL_KIND], "nodepool");
+            assert_eq!(c.finalizers(), [upstream::FINALIZER]);
+            assert_eq!(c.spec.node_class_ref.kind, "FakeNodeClass");
+            let owner = &c.metadata.owner_references.as_ref().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str()),
+                ("NodePool", "default")
+            );
+        }
+        let nominated = h
+            .mem
+            .events()
+            .into_iter()
+            .filter(|(w, r, n)| {
+                !w && r == upstream::NOMINATED
+                    && n.starts_with("Pod should schedule on: nodeclaim/default-")
+            })
+            .count();
+        assert_eq!(nominated, 5);
+        // The same pods again at once: no second batch.
+        let before = h.stores.claims.state().len();
+        let again = super::run(&h.ctx).await;
+        assert!(
+            matches!(again, outrigger_runtime::Action::RequeueAfter(_)),
+            "{again:?}"
+        );
+        assert_eq!(h.stores.claims.state().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_pod_no_pool_can_fit_gets_failed_scheduling_with_the_reason() {
+        let h = harness();
+        h.mem.put_nodepool(nodepool("default", None, None));
+        h.mem.put_pod(pending_pod("huge", "100"));
+        super::run(&h.ctx).await;
+        assert!(h.stores.claims.state().is_empty());
+        let events = h.mem.events();
+        let (_, _, note) = events
+            .iter()
+            .find(|(w, r, _)| *w && r == upstream::FAILED_SCHEDULING)
+            .expect("a FailedScheduling event");
+        assert!(note.starts_with("Failed to schedule pod, "), "{note}");
+        assert!(note.contains("nodepool \"default\""), "{note}");
+    }
+
+    #[tokio::test]
+    async fn no_pending_pods_is_no_batch() {
+        let h = harness();
+        h.mem.put_nodepool(nodepool("default", None, None));
+        assert_eq!(super::run(&h.ctx).await, outrigger_runtime::Action::Done);
+        assert!(h.stores.claims.state().is_empty());
+        assert!(h.mem.events().is_empty());
+    }
 }

@@ -8,42 +8,42 @@
 //! groups their selectors find, with `SubnetsReady`, `SecurityGroupsReady`
 //! and `Ready`.
 
-use outrigger_runtime::sync::LockExt;
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition};
-use kube::{
-    Api, ResourceExt,
-    api::{Patch, PatchParams},
-};
+use kube::ResourceExt;
 use outrigger_karpenter_api::{
-    nodeclass::{EC2NodeClass, KWOKNodeClass, SecurityGroupStatus, SubnetStatus},
-    v1::{NodeClaim, NodeClassReference, NodePool},
-    v1alpha5::Provisioner,
+    nodeclass::{SecurityGroupStatus, SubnetStatus},
+    v1::{NodeClaim, NodeClassReference},
 };
-use outrigger_runtime::conditions::{self, Desired, Status};
+use outrigger_runtime::{
+    Action,
+    conditions::{self, Desired, Status},
+    sync::LockExt,
+};
 use outrigger_scheduling::{model::LABEL_NODEPOOL, resources::Resources};
-use tokio_util::sync::CancellationToken;
+use outrigger_scheduling_kube::to_quantities;
+use outrigger_values::format_resource as fmt_quantity;
 
 use crate::{
     Ctx,
-    lifecycle::aws_class,
-    pools,
-    provider::{Which, to_quantities, which},
+    cluster::{StatusOf, reference},
+    pools, upstream,
 };
 
-const PERIOD: Duration = Duration::from_secs(3);
+/// Status is also recomputed this often without a change (AWS node
+/// classes' subnets and security groups are looked up again).
+const PERIOD: Duration = Duration::from_secs(60);
 /// How long what an AWS node class's selectors found is trusted.
 const DISCOVERY_TTL: Duration = Duration::from_secs(60);
 
 /// Subnets (zone -> id) and security groups an AWS node class's selectors
 /// found, or why not.
 #[derive(Clone, Debug)]
-struct Discovery {
+pub(crate) struct Discovery {
     subnets: Result<BTreeMap<String, String>, String>,
     security_groups: Result<Vec<String>, String>,
 }
@@ -62,49 +62,22 @@ impl Discovery {
 }
 
 /// What each AWS node class's selectors found: when, for which generation.
-type Found = HashMap<String, (Instant, Option<i64>, Discovery)>;
+pub(crate) type Found = HashMap<String, (Instant, Option<i64>, Discovery)>;
 
 fn class_key(r: &NodeClassReference) -> String {
     format!("{}/{}", r.kind, r.name)
 }
 
-/// Why a pool of this node class cannot launch now (the class is missing,
-/// its provider is not enabled, or the kind is not served), if it cannot.
-pub(crate) fn class_problem(ctx: &Ctx, r: &NodeClassReference) -> Option<String> {
-    match which(r) {
-        Which::Kwok if ctx.kwok.is_none() => {
-            Some("the kwok provider is not enabled (--providers)".into())
-        }
-        Which::Kwok => ctx
-            .kwoknodeclasses
-            .find(|c| c.name_any() == r.name)
-            .is_none()
-            .then(|| format!("KWOKNodeClass {} not found", r.name)),
-        Which::Aws if ctx.aws.is_none() => {
-            Some("the aws provider is not enabled (--providers)".into())
-        }
-        Which::Aws => aws_class(ctx, r).err(),
-    }
-}
-
-/// Keeps pool and node class status current until `stop`.
-pub async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
-    let mut found: Found = HashMap::new();
-    loop {
-        let round = async {
-            discover(&ctx, &mut found).await;
-            node_classes(&ctx, &found).await;
-            pools_status(&ctx, &found).await;
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = round => {}
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(PERIOD) => {}
-        }
-    }
+/// One status round: discovery (AWS node classes), node classes, pools.
+pub async fn run(ctx: &Ctx) -> Action {
+    // One status reconcile runs at a time: the memory is taken out for the
+    // round and put back.
+    let mut found = std::mem::take(&mut *ctx.discovered.locked());
+    discover(ctx, &mut found).await;
+    node_classes(ctx, &found).await;
+    pools_status(ctx, &found).await;
+    *ctx.discovered.locked() = found;
+    Action::requeue(PERIOD)
 }
 
 /// Looks up the subnets and security groups of every AWS node class in use
@@ -144,12 +117,12 @@ async fn discover(ctx: &Ctx, found: &mut Found) {
         {
             continue;
         }
-        let d = match aws_class(ctx, &r) {
+        let d = match aws.node_class(&r) {
             Ok(class) => {
-                let (subnets, groups) = aws.aws.discover(&class).await;
+                let (subnets, security_groups) = aws.discover(&class).await;
                 Discovery {
-                    subnets: subnets.map_err(|e| e.to_string()),
-                    security_groups: groups.map_err(|e| e.to_string()),
+                    subnets,
+                    security_groups,
                 }
             }
             Err(e) => Discovery {
@@ -185,27 +158,26 @@ fn cond(
     .unwrap_or(false)
 }
 
-async fn patch<K>(api: &Api<K>, name: &str, status: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+async fn patch(ctx: &Ctx, kind: StatusOf, name: &str, status: serde_json::Value) {
     let patch = serde_json::json!({ "status": status });
-    if let Err(e) = api
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    if let Err(e) = ctx.cluster.patch_status(kind, name, patch).await {
         tracing::warn!(name, error = %e, "updating status");
     }
 }
 
 async fn node_classes(ctx: &Ctx, found: &Found) {
-    if ctx.kwok.is_some() {
-        let api: Api<KWOKNodeClass> = Api::all(ctx.client.clone());
+    let kwok = NodeClassReference {
+        group: "karpenter.kwok.sh".into(),
+        kind: crate::cloud::kwok::KIND.into(),
+        name: String::new(),
+    };
+    if ctx.providers.for_class(&kwok).is_some() {
         for c in ctx.kwoknodeclasses.state() {
             let mut list = c.status.clone().unwrap_or_default().conditions;
             if cond(&mut list, "Ready", Ok(()), c.metadata.generation) {
                 patch(
-                    &api,
+                    ctx,
+                    StatusOf::KWOKNodeClass,
                     &c.name_any(),
                     serde_json::json!({ "conditions": list }),
                 )
@@ -216,7 +188,6 @@ async fn node_classes(ctx: &Ctx, found: &Found) {
     if ctx.aws.is_none() {
         return;
     }
-    let api: Api<EC2NodeClass> = Api::all(ctx.client.clone());
     for c in ctx.ec2nodeclasses.state() {
         let key = format!("EC2NodeClass/{}", c.name_any());
         let Some((_, _, d)) = found.get(&key) else {
@@ -269,7 +240,8 @@ async fn node_classes(ctx: &Ctx, found: &Found) {
         cond(&mut status.conditions, "Ready", ready, g);
         if status != old {
             patch(
-                &api,
+                ctx,
+                StatusOf::EC2NodeClass,
                 &c.name_any(),
                 serde_json::to_value(&status).unwrap_or_default(),
             )
@@ -277,8 +249,6 @@ async fn node_classes(ctx: &Ctx, found: &Found) {
         }
     }
 }
-
-use outrigger_values::format_resource as fmt_quantity;
 
 /// The limits `usage` has reached: `cpu 8/8`.
 pub(crate) fn limits_reached(limits: &BTreeMap<String, i64>, usage: &Resources) -> Vec<String> {
@@ -295,165 +265,238 @@ pub(crate) fn limits_reached(limits: &BTreeMap<String, i64>, usage: &Resources) 
         .collect()
 }
 
-/// One pool's status: the same for NodePools and Provisioners.
-struct PoolStatus<'a> {
-    kind: &'static str,
-    name: String,
-    generation: Option<i64>,
-    old_resources: &'a BTreeMap<String, Quantity>,
+/// What a pool's status is computed from: the same for NodePools and
+/// Provisioners.
+pub(crate) struct PoolInput<'a> {
+    pub kind: &'static str,
+    pub generation: Option<i64>,
+    pub old_resources: &'a BTreeMap<String, Quantity>,
     /// `status.nodes` (NodePools only; Provisioners have none).
-    old_nodes: Option<Option<i64>>,
-    old_conditions: &'a [Condition],
-    valid: Result<pools::Pool, String>,
+    pub old_nodes: Option<Option<i64>>,
+    pub old_conditions: &'a [Condition],
+    /// The pool's limits, or why it is not valid.
+    pub valid: Result<BTreeMap<String, i64>, String>,
+    /// Why its node class cannot launch, if it cannot.
+    pub class_problem: Option<String>,
+    /// Pending pods its limits kept from a node at the last batch.
+    pub limited: Option<String>,
+    /// The capacity of its claims, and how many have a node.
+    pub usage: Resources,
+    pub nodes: usize,
+    pub now: jiff::Timestamp,
+}
+
+/// A pool's status as it should be: `None` when it is already so, else the
+/// status to write and, when `LimitReached` turns True, the Event's note.
+/// Pure.
+pub(crate) fn pool_status(p: PoolInput<'_>) -> Option<(serde_json::Value, Option<String>)> {
+    let mut resources: BTreeMap<String, Quantity> = to_quantities(&p.usage);
+    resources.insert("nodes".into(), Quantity(p.nodes.to_string()));
+    let mut list = p.old_conditions.to_vec();
+    let g = p.generation;
+    let set = |list: &mut Vec<Condition>, t: &str, ok: Result<(), (&str, String)>| {
+        let (status, reason, message) = match ok {
+            Ok(()) => (Status::True, t, String::new()),
+            Err((reason, message)) => (Status::False, reason, message),
+        };
+        conditions::set(
+            list,
+            Desired {
+                type_: t,
+                status,
+                reason,
+                message,
+                observed_generation: g,
+            },
+            p.now,
+        )
+        .ok();
+    };
+    let (validation, class, reached) = match &p.valid {
+        Ok(limits) => {
+            let mut reached = limits_reached(limits, &p.usage);
+            if let Some(why) = &p.limited {
+                reached.push(why.clone());
+            }
+            (Ok(()), p.class_problem.clone(), reached)
+        }
+        Err(e) => (Err((upstream::VALIDATION_FAILED, e.clone())), None, vec![]),
+    };
+    let valid = validation.is_ok();
+    set(&mut list, "ValidationSucceeded", validation);
+    let class_ok = class.is_none();
+    set(
+        &mut list,
+        "NodeClassReady",
+        class.map_or(Ok(()), |c| Err(("NodeClassNotReady", c))),
+    );
+    let ready = match (valid, class_ok) {
+        (true, true) => Ok(()),
+        (false, _) => Err((
+            upstream::VALIDATION_FAILED,
+            "the pool is not valid".to_string(),
+        )),
+        (true, false) => Err(("NodeClassNotReady", "the node class is not ready".into())),
+    };
+    set(&mut list, "Ready", ready);
+    let was_reached = conditions::is_true(p.old_conditions, "LimitReached");
+    let message = format!("limits reached: {}", reached.join("; "));
+    conditions::set(
+        &mut list,
+        Desired {
+            type_: "LimitReached",
+            status: (!reached.is_empty()).into(),
+            reason: if reached.is_empty() {
+                "WithinLimits"
+            } else {
+                upstream::LIMIT_REACHED
+            },
+            message: if reached.is_empty() {
+                String::new()
+            } else {
+                message.clone()
+            },
+            observed_generation: g,
+        },
+        p.now,
+    )
+    .ok();
+    let nodes_changed = p.old_nodes.is_some_and(|n| n != Some(p.nodes as i64));
+    if resources == *p.old_resources && list == p.old_conditions && !nodes_changed {
+        return None;
+    }
+    let event = (!reached.is_empty() && !was_reached).then_some(message);
+    let mut status = serde_json::json!({ "resources": resources, "conditions": list });
+    if p.old_nodes.is_some() {
+        status["nodes"] = serde_json::json!(p.nodes);
+    }
+    let _ = p.kind;
+    Some((status, event))
+}
+
+/// What a pool's status is computed from, gathered from the watches.
+struct Facts {
+    valid: Result<BTreeMap<String, i64>, String>,
+    class_problem: Option<String>,
+    limited: Option<String>,
+    usage: Resources,
+    nodes: usize,
 }
 
 async fn pools_status(ctx: &Ctx, found: &Found) {
-    let claims: Vec<Arc<NodeClaim>> = ctx.claims.state();
-    // The catalogue (a copy of every provider's types) is only needed for
-    // claims not launched yet, whose capacity is their largest type; this
-    // runs every few seconds, so it is not copied otherwise.
-    let (catalogue, kwok_idx, aws_idx) = if claims
-        .iter()
-        .any(|c| c.status.as_ref().is_none_or(|s| s.capacity.is_empty()))
-    {
-        ctx.catalogue()
-    } else {
-        Default::default()
-    };
+    let claims = ctx.claims.state();
+    let catalogue = ctx.providers.catalogue();
     let limited = ctx.limited.locked().clone();
-    let one = |p: PoolStatus<'_>| -> Option<(serde_json::Value, Option<String>)> {
+    let input = |kind: &'static str, name: &str, valid: Result<pools::Pool, String>| -> Facts {
         let mine: Vec<&NodeClaim> = claims
             .iter()
             .map(|c| c.as_ref())
             .filter(|c| {
-                c.labels().get(LABEL_NODEPOOL) == Some(&p.name)
+                c.labels().get(LABEL_NODEPOOL).map(String::as_str) == Some(name)
                     && c.annotations()
-                        .get("karpenter.sh/nodepool-kind")
-                        .is_none_or(|k| k == p.kind)
+                        .get(upstream::POOL_KIND)
+                        .is_none_or(|k| k == kind)
             })
             .collect();
-        let usage = crate::provision::pool_usage(
-            mine.iter().copied(),
-            &p.name,
-            &catalogue,
-            &kwok_idx,
-            &aws_idx,
-        );
+        let usage = crate::provision::pool_usage(mine.iter().copied(), name, &catalogue);
         let nodes = mine
             .iter()
             .filter(|c| c.status.as_ref().is_some_and(|s| s.node_name.is_some()))
             .count();
-        let mut resources: BTreeMap<String, Quantity> = to_quantities(&usage)
-            .into_keys()
-            .map(|k| {
-                let v = Quantity(fmt_quantity(&k, usage.get(&k)));
-                (k, v)
+        let class_problem = valid.as_ref().ok().and_then(|pool| {
+            ctx.providers.class_problem(&pool.node_class).or_else(|| {
+                found
+                    .get(&class_key(&pool.node_class))
+                    .and_then(|(_, _, d)| d.problem())
             })
-            .collect();
-        resources.insert("nodes".into(), Quantity(nodes.to_string()));
-        let mut list = p.old_conditions.to_vec();
-        let g = p.generation;
-        let (validation, class, reached) = match &p.valid {
-            Ok(pool) => {
-                let class = class_problem(ctx, &pool.node_class).or_else(|| {
-                    found
-                        .get(&class_key(&pool.node_class))
-                        .and_then(|(_, _, d)| d.problem())
-                });
-                let mut reached = limits_reached(&pool.model.limits, &usage);
-                if let Some(why) = limited.get(&(pool.kind().to_string(), p.name.clone())) {
-                    reached.push(why.clone());
-                }
-                (Ok(()), class, reached)
-            }
-            Err(e) => (Err(("ValidationFailed", e.clone())), None, vec![]),
-        };
-        let valid = validation.is_ok();
-        cond(&mut list, "ValidationSucceeded", validation, g);
-        let class_ok = class.is_none();
-        cond(
-            &mut list,
-            "NodeClassReady",
-            class.map_or(Ok(()), |c| Err(("NodeClassNotReady", c))),
-            g,
-        );
-        let ready = match (valid, class_ok) {
-            (true, true) => Ok(()),
-            (false, _) => Err(("ValidationFailed", "the pool is not valid".to_string())),
-            (true, false) => Err(("NodeClassNotReady", "the node class is not ready".into())),
-        };
-        cond(&mut list, "Ready", ready, g);
-        let was_reached = conditions::is_true(p.old_conditions, "LimitReached");
-        let message = format!("limits reached: {}", reached.join("; "));
-        conditions::set(
-            &mut list,
-            Desired {
-                type_: "LimitReached",
-                status: (!reached.is_empty()).into(),
-                reason: if reached.is_empty() {
-                    "WithinLimits"
-                } else {
-                    "LimitReached"
-                },
-                message: if reached.is_empty() {
-                    String::new()
-                } else {
-                    message.clone()
-                },
-                observed_generation: g,
-            },
-            jiff::Timestamp::now(),
-        )
-        .ok();
-        let nodes_changed = p.old_nodes.is_some_and(|n| n != Some(nodes as i64));
-        if resources == *p.old_resources && list == p.old_conditions && !nodes_changed {
-            return None;
+        });
+        let limited = limited.get(&(kind.to_string(), name.to_string())).cloned();
+        Facts {
+            valid: valid.map(|p| p.model.limits),
+            class_problem,
+            limited,
+            usage,
+            nodes,
         }
-        let event = (!reached.is_empty() && !was_reached).then_some(message);
-        let mut status = serde_json::json!({ "resources": resources, "conditions": list });
-        if p.old_nodes.is_some() {
-            status["nodes"] = serde_json::json!(nodes);
-        }
-        Some((status, event))
     };
-    let api: Api<NodePool> = Api::all(ctx.client.clone());
     for np in ctx.nodepools.state() {
         let status = np.status.clone().unwrap_or_default();
-        let update = one(PoolStatus {
+        let Facts {
+            valid,
+            class_problem,
+            limited,
+            usage,
+            nodes,
+        } = input(
+            "nodepool",
+            &np.name_any(),
+            pools::from_nodepool(&np).map_err(join),
+        );
+        let update = pool_status(PoolInput {
             kind: "nodepool",
-            name: np.name_any(),
             generation: np.metadata.generation,
             old_resources: &status.resources,
             old_nodes: Some(status.nodes),
             old_conditions: &status.conditions,
-            valid: pools::from_nodepool(&np).map_err(join),
+            valid,
+            class_problem,
+            limited,
+            usage,
+            nodes,
+            now: jiff::Timestamp::now(),
         });
         if let Some((s, event)) = update {
-            patch(&api, &np.name_any(), s).await;
+            patch(ctx, StatusOf::NodePool, &np.name_any(), s).await;
             if let Some(m) = event {
-                ctx.events
-                    .warning(np.as_ref(), "LimitReached", "Provision", m)
+                ctx.cluster
+                    .event(
+                        reference(np.as_ref()),
+                        true,
+                        upstream::LIMIT_REACHED,
+                        "Provision",
+                        m,
+                    )
                     .await;
             }
         }
     }
-    let api: Api<Provisioner> = Api::all(ctx.client.clone());
     for p in ctx.provisioners.state() {
         let status = p.status.clone().unwrap_or_default();
-        let update = one(PoolStatus {
+        let Facts {
+            valid,
+            class_problem,
+            limited,
+            usage,
+            nodes,
+        } = input(
+            "provisioner",
+            &p.name_any(),
+            pools::from_provisioner(&p).map_err(join),
+        );
+        let update = pool_status(PoolInput {
             kind: "provisioner",
-            name: p.name_any(),
             generation: p.metadata.generation,
             old_resources: &status.resources,
             old_nodes: None,
             old_conditions: &status.conditions,
-            valid: pools::from_provisioner(&p).map_err(join),
+            valid,
+            class_problem,
+            limited,
+            usage,
+            nodes,
+            now: jiff::Timestamp::now(),
         });
         if let Some((s, event)) = update {
-            patch(&api, &p.name_any(), s).await;
+            patch(ctx, StatusOf::Provisioner, &p.name_any(), s).await;
             if let Some(m) = event {
-                ctx.events
-                    .warning(p.as_ref(), "LimitReached", "Provision", m)
+                ctx.cluster
+                    .event(
+                        reference(p.as_ref()),
+                        true,
+                        upstream::LIMIT_REACHED,
+                        "Provision",
+                        m,
+                    )
                     .await;
             }
         }
@@ -486,6 +529,161 @@ mod tests {
         assert_eq!(
             limits_reached(&limits, &usage),
             vec!["cpu 8/8", "memory 80Gi/64Gi"]
+        );
+    }
+
+    fn input<'a>(
+        old_resources: &'a BTreeMap<String, Quantity>,
+        old_conditions: &'a [Condition],
+    ) -> PoolInput<'a> {
+        PoolInput {
+            kind: "nodepool",
+            generation: Some(3),
+            old_resources,
+            old_nodes: Some(None),
+            old_conditions,
+            valid: Ok(BTreeMap::from([("cpu".to_string(), 8000)])),
+            class_problem: None,
+            limited: None,
+            usage: Resources {
+                cpu_millis: 4000,
+                memory_bytes: 16 << 30,
+                pods: 58,
+                ..Default::default()
+            },
+            nodes: 2,
+            now: jiff::Timestamp::now(),
+        }
+    }
+
+    fn conditions_of(v: &serde_json::Value) -> Vec<Condition> {
+        serde_json::from_value(v["conditions"].clone()).unwrap()
+    }
+
+    fn get<'a>(cs: &'a [Condition], t: &str) -> &'a Condition {
+        cs.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn a_valid_pool_within_its_limits_is_ready_and_counts_its_nodes() {
+        let (r, c) = (BTreeMap::new(), vec![]);
+        let (status, event) = pool_status(input(&r, &c)).unwrap();
+        assert_eq!(status["resources"]["cpu"], "4");
+        assert_eq!(status["resources"]["memory"], "16Gi");
+        assert_eq!(status["resources"]["nodes"], "2");
+        assert_eq!(status["nodes"], 2);
+        let cs = conditions_of(&status);
+        for t in ["ValidationSucceeded", "NodeClassReady", "Ready"] {
+            assert_eq!(get(&cs, t).status, "True", "{t}");
+            assert_eq!(get(&cs, t).observed_generation, Some(3));
+        }
+        assert_eq!(get(&cs, "LimitReached").status, "False");
+        assert_eq!(get(&cs, "LimitReached").reason, "WithinLimits");
+        assert_eq!(event, None);
+    }
+
+    #[test]
+    fn an_unchanged_status_is_not_written_again() {
+        let (r, c) = (BTreeMap::new(), vec![]);
+        let (status, _) = pool_status(input(&r, &c)).unwrap();
+        let resources: BTreeMap<String, Quantity> =
+            serde_json::from_value(status["resources"].clone()).unwrap();
+        let conds = conditions_of(&status);
+        let mut again = input(&resources, &conds);
+        again.old_nodes = Some(Some(2));
+        assert!(pool_status(again).is_none());
+    }
+
+    #[test]
+    fn a_pool_at_its_limit_says_so_once_with_an_event() {
+        let (r, c) = (BTreeMap::new(), vec![]);
+        let mut i = input(&r, &c);
+        i.usage.cpu_millis = 8000;
+        i.limited = Some("4 pending pod(s) need a node beyond its limits".into());
+        let (status, event) = pool_status(i).unwrap();
+        let cs = conditions_of(&status);
+        let lr = get(&cs, "LimitReached");
+        assert_eq!(
+            (lr.status.as_str(), lr.reason.as_str()),
+            ("True", "LimitReached")
+        );
+        assert_eq!(
+            lr.message,
+            "limits reached: cpu 8/8; 4 pending pod(s) need a node beyond its limits"
+        );
+        assert_eq!(event.as_deref(), Some(lr.message.as_str()));
+        // Still at the limit next round: no second Event.
+        let mut i = input(&r, &cs);
+        i.usage.cpu_millis = 8000;
+        i.limited = Some("4 pending pod(s) need a node beyond its limits".into());
+        let (_, event) = pool_status(i).unwrap();
+        assert_eq!(event, None);
+    }
+
+    #[test]
+    fn an_invalid_pool_or_node_class_is_not_ready_and_says_why() {
+        let (r, c) = (BTreeMap::new(), vec![]);
+        let mut i = input(&r, &c);
+        i.valid = Err("spec.template.spec.requirements[0]: bad".into());
+        let (status, _) = pool_status(i).unwrap();
+        let cs = conditions_of(&status);
+        let v = get(&cs, "ValidationSucceeded");
+        assert_eq!(
+            (v.status.as_str(), v.reason.as_str()),
+            ("False", "ValidationFailed")
+        );
+        assert_eq!(v.message, "spec.template.spec.requirements[0]: bad");
+        assert_eq!(get(&cs, "Ready").reason, "ValidationFailed");
+
+        let mut i = input(&r, &c);
+        i.class_problem = Some("KWOKNodeClass missing not found".into());
+        let (status, _) = pool_status(i).unwrap();
+        let cs = conditions_of(&status);
+        let n = get(&cs, "NodeClassReady");
+        assert_eq!(
+            (n.status.as_str(), n.message.as_str()),
+            ("False", "KWOKNodeClass missing not found")
+        );
+        let ready = get(&cs, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NodeClassNotReady")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_round_writes_each_pools_status_from_its_claims() {
+        use crate::testing::{claim, harness, nodepool};
+        let h = harness();
+        h.mem.put_nodepool(nodepool(
+            "default",
+            None,
+            Some(serde_json::json!({"cpu": "2"})),
+        ));
+        h.mem.put_claim(claim("default-a", "default"));
+        crate::lifecycle::reconcile(&h.ctx, "default-a")
+            .await
+            .unwrap();
+        assert_eq!(run(&h.ctx).await, Action::requeue(PERIOD));
+        let np = h.mem.nodepool("default").unwrap();
+        let st = np.status.unwrap();
+        // The claim's m5.large: 2 cpu, the pool's limit.
+        assert_eq!(st.resources["cpu"].0, "2");
+        assert_eq!(st.resources["nodes"].0, "0");
+        let lr = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "LimitReached")
+            .unwrap();
+        assert_eq!(
+            (lr.status.as_str(), lr.message.as_str()),
+            ("True", "limits reached: cpu 2/2")
+        );
+        assert!(
+            h.mem
+                .events()
+                .iter()
+                .any(|(w, r, _)| *w && r == upstream::LIMIT_REACHED)
         );
     }
 }

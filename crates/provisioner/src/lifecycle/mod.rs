@@ -1,0 +1,497 @@
+//! The NodeClaim lifecycle, one claim per reconcile: launch through its
+//! node class's provider, register (link the Node by providerID, sync its
+//! labels), initialize (Ready node), the empty-node TTL, and termination
+//! through the `karpenter.sh/termination` finalizer (taint and cordon the
+//! node, evict its pods through the Eviction API so PDBs decide, delete
+//! the instance, let the claim go).
+//!
+//! Keys come from watches (the claim, its Node, the pods on it); a
+//! reconcile asks to run again only for what no watch announces (a TTL
+//! running out, a node settling, an eviction a PDB refused).
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use k8s_openapi::{
+    api::core::v1::{Node, Taint},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
+use kube::ResourceExt;
+use outrigger_karpenter_api::v1::NodeClaim;
+use outrigger_runtime::{
+    Action, ErrorKind,
+    conditions::{self, Desired, Status},
+    sync::LockExt,
+};
+use outrigger_scheduling::model::{
+    LABEL_CAPACITY_TYPE, LABEL_INSTANCE_TYPE, LABEL_NODEPOOL, LABEL_ZONE,
+};
+use outrigger_scheduling_kube::{self as pods, to_quantities};
+
+use crate::{
+    Ctx,
+    cloud::{CloudError, Launched},
+    cluster::{Eviction, reference},
+    metrics::labels,
+    pools, upstream,
+};
+
+/// How long an initialized node has to take the pods it was launched for
+/// before emptiness counts.
+const SETTLE: Duration = Duration::from_secs(5);
+/// A launched claim whose Node has not registered is looked at again this
+/// often (the Node watch usually wakes it first).
+const REGISTRATION_CHECK: Duration = Duration::from_secs(10);
+/// A termination waiting on evictions a PDB refused tries again after this.
+const EVICTION_RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("provider: {0}")]
+    Cloud(#[from] CloudError),
+    #[error("condition: {0}")]
+    Condition(#[from] conditions::ConditionError),
+}
+
+impl ErrorKind for Error {
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(e) => e.kind(),
+            Error::Cloud(e) => e.kind(),
+            Error::Condition(_) => "InvalidCondition",
+        }
+    }
+}
+
+fn pool_of(ctx: &Ctx, claim: &NodeClaim) -> Option<pools::Pool> {
+    let name = claim.labels().get(LABEL_NODEPOOL)?;
+    if claim
+        .annotations()
+        .get(upstream::POOL_KIND)
+        .map(String::as_str)
+        == Some("provisioner")
+    {
+        let p = ctx.provisioners.find(|p| p.name_any() == *name)?;
+        pools::from_provisioner(&p).ok()
+    } else {
+        let p = ctx.nodepools.find(|p| p.name_any() == *name)?;
+        pools::from_nodepool(&p).ok()
+    }
+}
+
+/// ("provisioner" or "nodepool", its name), for log fields.
+fn pool_field(claim: &NodeClaim) -> (&'static str, String) {
+    let name = claim
+        .labels()
+        .get(LABEL_NODEPOOL)
+        .cloned()
+        .unwrap_or_default();
+    match claim
+        .annotations()
+        .get(upstream::POOL_KIND)
+        .map(String::as_str)
+    {
+        Some("provisioner") => ("provisioner", name),
+        _ => ("nodepool", name),
+    }
+}
+
+/// Sets conditions on the freshest copy of the claim (one set a moment
+/// ago is not lost: one reconcile per claim runs at a time).
+async fn set_conditions(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    set: &[(&str, Status, &str, String)],
+) -> Result<(), Error> {
+    let Some(fresh) = ctx.cluster.get_claim(&claim.name_any()).await? else {
+        return Ok(());
+    };
+    let mut conds: Vec<Condition> = fresh
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let mut changed = false;
+    for (t, s, reason, message) in set {
+        changed |= conditions::set(
+            &mut conds,
+            Desired {
+                type_: t,
+                status: *s,
+                reason,
+                message: message.clone(),
+                observed_generation: claim.metadata.generation,
+            },
+            jiff::Timestamp::now(),
+        )?;
+    }
+    if changed {
+        ctx.cluster
+            .patch_claim_status(
+                &claim.name_any(),
+                serde_json::json!({"status": {"conditions": conds}}),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The Node of a claim: the one with its providerID.
+fn node_of(ctx: &Ctx, provider_id: &str) -> Option<std::sync::Arc<Node>> {
+    ctx.nodes
+        .find(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
+}
+
+/// Whether a non-daemonset pod is on the node (or on its way off it).
+fn busy(ctx: &Ctx, node: &str) -> bool {
+    ctx.pods.state().iter().any(|p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+            && pods::is_active(p)
+            && !pods::is_daemon(p)
+    })
+}
+
+/// One claim, one step of its lifecycle.
+pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, Error> {
+    let Some(claim) = ctx
+        .claims
+        .get(&kube::runtime::reflector::ObjectRef::new(name))
+    else {
+        ctx.launched.locked().remove(name);
+        return Ok(Action::Done);
+    };
+    if claim.metadata.deletion_timestamp.is_some() {
+        return terminate(ctx, &claim).await;
+    }
+    ctx.cluster
+        .add_finalizer(&claim, upstream::FINALIZER)
+        .await?;
+    let status = claim.status.clone().unwrap_or_default();
+    let Some(provider_id) = status.provider_id.clone() else {
+        return launch(ctx, &claim).await;
+    };
+    ctx.launched.locked().remove(name);
+    // Register: the Node with our providerID.
+    let Some(node) = node_of(ctx, &provider_id) else {
+        return Ok(Action::requeue(REGISTRATION_CHECK));
+    };
+    let node_name = node.name_any();
+    if status.node_name.as_deref() != Some(node_name.as_str()) {
+        // The claim's labels on the node (the pool's, nodepool,
+        // provisioner-name), as Karpenter's registration does.
+        let mut labels = claim.labels().clone();
+        labels.remove(upstream::POOL_KIND);
+        ctx.cluster
+            .patch_node(
+                &node_name,
+                serde_json::json!({"metadata": {"labels": labels}}),
+            )
+            .await?;
+        ctx.cluster
+            .patch_claim_status(name, serde_json::json!({"status": {"nodeName": node_name}}))
+            .await?;
+        set_conditions(
+            ctx,
+            &claim,
+            &[(
+                upstream::REGISTERED,
+                Status::True,
+                "Registered",
+                String::new(),
+            )],
+        )
+        .await?;
+        return Ok(Action::Done);
+    }
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if !ready {
+        return Ok(Action::Done);
+    }
+    if !conditions::is_true(&status.conditions, upstream::INITIALIZED) {
+        set_conditions(
+            ctx,
+            &claim,
+            &[
+                (
+                    upstream::INITIALIZED,
+                    Status::True,
+                    "Initialized",
+                    String::new(),
+                ),
+                (upstream::READY, Status::True, "Ready", String::new()),
+            ],
+        )
+        .await?;
+        return Ok(Action::requeue(SETTLE));
+    }
+    // Emptiness counts once the node has had a moment to take the pods
+    // it was launched for.
+    let since = conditions::get(&status.conditions, upstream::INITIALIZED)
+        .map(|c| since(c.last_transition_time.0))
+        .unwrap_or_default();
+    if since < SETTLE {
+        return Ok(Action::requeue(SETTLE - since));
+    }
+    match pool_of(ctx, &claim) {
+        Some(p) => emptiness(ctx, &claim, &node, &p).await,
+        None => Ok(Action::Done),
+    }
+}
+
+fn since(t: jiff::Timestamp) -> Duration {
+    Duration::try_from(jiff::Timestamp::now().duration_since(t)).unwrap_or_default()
+}
+
+/// Launches the claim's instance (or takes one launched a moment ago whose
+/// status the watch has not shown yet) and records it on the claim.
+async fn launch(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
+    let name = claim.name_any();
+    let (kind, pool) = pool_field(claim);
+    let earlier = ctx.launched.locked().get(&name).cloned();
+    let relaunch = earlier.is_some();
+    let launched = match earlier {
+        Some(l) => l,
+        None => match create(ctx, claim).await {
+            Ok(l) => {
+                ctx.launched.locked().insert(name.clone(), l.clone());
+                l
+            }
+            Err(e) => {
+                set_conditions(
+                    ctx,
+                    claim,
+                    &[(
+                        upstream::LAUNCHED,
+                        Status::False,
+                        "LaunchFailed",
+                        e.to_string(),
+                    )],
+                )
+                .await?;
+                ctx.cluster
+                    .event(
+                        reference(claim),
+                        true,
+                        upstream::LAUNCH_FAILED,
+                        "Launch",
+                        e.to_string(),
+                    )
+                    .await;
+                return Err(e.into());
+            }
+        },
+    };
+    ctx.cluster
+        .patch_claim(
+            &name,
+            serde_json::json!({"metadata": {"labels": {
+                LABEL_INSTANCE_TYPE: launched.instance_type,
+                LABEL_ZONE: launched.zone,
+                LABEL_CAPACITY_TYPE: launched.capacity_type,
+            }}}),
+        )
+        .await?;
+    ctx.cluster
+        .patch_claim_status(
+            &name,
+            serde_json::json!({"status": {
+                "providerID": launched.provider_id,
+                "capacity": to_quantities(&launched.capacity),
+                "allocatable": to_quantities(&launched.allocatable),
+            }}),
+        )
+        .await?;
+    set_conditions(
+        ctx,
+        claim,
+        &[(upstream::LAUNCHED, Status::True, "Launched", String::new())],
+    )
+    .await?;
+    if !relaunch {
+        ctx.metrics
+            .launched
+            .get_or_create(&labels(&[("nodepool", pool.as_str())]))
+            .inc();
+        tracing::info!(pool = %pool, kind, nodeclaim = %name, "{}", upstream::launched_instance(&launched));
+    }
+    Ok(Action::Done)
+}
+
+/// Launches through the claim's node class's provider.
+async fn create(ctx: &Ctx, claim: &NodeClaim) -> Result<Launched, CloudError> {
+    let provider = ctx
+        .providers
+        .for_class(&claim.spec.node_class_ref)
+        .ok_or_else(|| {
+            CloudError::NodeClassNotReady(
+                ctx.providers
+                    .class_problem(&claim.spec.node_class_ref)
+                    .unwrap_or_default(),
+            )
+        })?;
+    let mut labels = claim.labels().clone();
+    labels.remove(upstream::POOL_KIND);
+    provider.create(claim, &labels).await
+}
+
+/// The empty-node TTL: stamp an empty node, delete its claim once empty
+/// for the pool's TTL, unstamp it if a pod arrives.
+async fn emptiness(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    node: &Node,
+    pool: &pools::Pool,
+) -> Result<Action, Error> {
+    let Some(ttl) = pool.empty_ttl else {
+        return Ok(Action::Done);
+    };
+    let (kind, _) = pool_field(claim);
+    let node_name = node.name_any();
+    let stamp = node.annotations().get(upstream::EMPTINESS).cloned();
+    match (busy(ctx, &node_name), stamp) {
+        (true, Some(_)) => {
+            ctx.cluster
+                .patch_node(
+                    &node_name,
+                    serde_json::json!({"metadata": {"annotations": {upstream::EMPTINESS: null}}}),
+                )
+                .await?;
+            tracing::info!(pool = %pool.model.name, kind, node = %node_name, "{}", upstream::REMOVED_TTL);
+            Ok(Action::Done)
+        }
+        (false, None) => {
+            let now = jiff::Timestamp::now();
+            ctx.cluster
+                .patch_node(
+                    &node_name,
+                    serde_json::json!({"metadata": {"annotations": {upstream::EMPTINESS: now.to_string()}}}),
+                )
+                .await?;
+            tracing::info!(pool = %pool.model.name, kind, node = %node_name, "{}", upstream::ADDED_TTL);
+            Ok(Action::requeue(ttl))
+        }
+        (false, Some(s)) => {
+            let stamped: jiff::Timestamp = s.parse().unwrap_or_else(|_| jiff::Timestamp::now());
+            let empty_for = since(stamped);
+            if empty_for < ttl {
+                return Ok(Action::requeue(ttl - empty_for));
+            }
+            tracing::info!(
+                pool = %pool.model.name,
+                kind,
+                node = %node_name,
+                "{}",
+                upstream::triggering_termination(ttl.as_secs())
+            );
+            ctx.metrics
+                .terminated
+                .get_or_create(&labels(&[
+                    ("nodepool", pool.model.name.as_str()),
+                    ("reason", "empty"),
+                ]))
+                .inc();
+            ctx.cluster.delete_claim(&claim.name_any()).await?;
+            Ok(Action::Done)
+        }
+        (true, None) => Ok(Action::Done),
+    }
+}
+
+/// The finalizer: taint and cordon the node, evict its pods (PDBs
+/// decide), delete the instance and the node, then let the claim go.
+async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
+    let (kind, pool) = pool_field(claim);
+    let name = claim.name_any();
+    // No longer capacity for the next batch, even if no batch ran since it
+    // was created.
+    ctx.created.locked().retain(|(_, c)| c.name_any() != name);
+    ctx.launched.locked().remove(&name);
+    if !claim.finalizers().iter().any(|f| f == upstream::FINALIZER) {
+        return Ok(Action::Done);
+    }
+    let status = claim.status.clone().unwrap_or_default();
+    let node_name = status.node_name.clone().unwrap_or_else(|| name.clone());
+    if let Some(node) = ctx.nodes.find(|n| n.name_any() == node_name) {
+        let cordoned = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|ts| ts.iter().any(|t| t.key == upstream::DISRUPTED_TAINT));
+        if !cordoned {
+            let mut taints = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
+            taints.push(Taint {
+                key: upstream::DISRUPTED_TAINT.into(),
+                effect: "NoSchedule".into(),
+                value: None,
+                time_added: None,
+            });
+            ctx.cluster
+                .patch_node(
+                    &node_name,
+                    serde_json::json!({"spec": {"unschedulable": true, "taints": taints}}),
+                )
+                .await?;
+            tracing::info!(pool = %pool, kind, node = %node_name, "{}", upstream::CORDONED);
+        }
+        // Evict what is left (daemonset pods go with the node).
+        let mut left = 0;
+        let mut blocked = false;
+        for p in ctx.pods.state().iter().filter(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name.as_str())
+                && pods::is_active(p)
+                && !pods::is_daemon(p)
+        }) {
+            left += 1;
+            if p.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            blocked |= ctx.cluster.evict(p).await? == Eviction::Blocked;
+        }
+        if left > 0 {
+            // The pods' deletions wake this claim; a refused eviction is
+            // tried again on a timer.
+            return Ok(if blocked {
+                Action::requeue(EVICTION_RETRY)
+            } else {
+                Action::requeue(REGISTRATION_CHECK)
+            });
+        }
+        delete_instance(ctx, claim).await?;
+        tracing::info!(pool = %pool, kind, node = %node_name, "{}", upstream::DELETED_NODE);
+    } else if status.provider_id.is_some() {
+        // Launched but never registered (or the node is gone): the
+        // instance still goes.
+        delete_instance(ctx, claim).await?;
+    }
+    // The freshest copy: the finalizer patch is guarded by its version.
+    if let Some(fresh) = ctx.cluster.get_claim(&name).await? {
+        ctx.cluster
+            .remove_finalizer(&fresh, upstream::FINALIZER)
+            .await?;
+    }
+    Ok(Action::Done)
+}
+
+/// Deletes the claim's instance through its provider; gone already, or a
+/// provider no longer enabled, is fine.
+async fn delete_instance(ctx: &Ctx, claim: &NodeClaim) -> Result<(), Error> {
+    let Some(provider) = ctx.providers.for_class(&claim.spec.node_class_ref) else {
+        return Ok(());
+    };
+    match provider.delete(claim).await {
+        Ok(()) | Err(CloudError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

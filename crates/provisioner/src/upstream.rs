@@ -1,0 +1,70 @@
+//! Karpenter's words, in one place: the labels, annotations, taints and
+//! finalizer it puts on objects, its condition types, Event reasons and
+//! the log lines users grep for (the seed's `Created node with 3 pods
+//! requesting ...`, `Added TTL to empty node`...). Metric names are in
+//! `metrics.rs`. Change one of these only to follow upstream.
+
+use crate::cloud::Launched;
+
+/// The finalizer held on NodeClaims until their instance is gone.
+pub const FINALIZER: &str = "karpenter.sh/termination";
+/// When a node became empty (the empty-node TTL counts from it).
+pub const EMPTINESS: &str = "karpenter.sh/emptiness-timestamp";
+/// The taint a node being terminated gets.
+pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
+/// Which API a claim's pool came from (`nodepool` or `provisioner`);
+/// Outrigger's own, kept off the node.
+pub const POOL_KIND: &str = "karpenter.sh/nodepool-kind";
+
+/// NodeClaim condition types.
+pub const LAUNCHED: &str = "Launched";
+pub const REGISTERED: &str = "Registered";
+pub const INITIALIZED: &str = "Initialized";
+pub const READY: &str = "Ready";
+
+/// Event reasons.
+pub const NOMINATED: &str = "Nominated";
+pub const FAILED_SCHEDULING: &str = "FailedScheduling";
+pub const LAUNCH_FAILED: &str = "LaunchFailed";
+pub const VALIDATION_FAILED: &str = "ValidationFailed";
+pub const LIMIT_REACHED: &str = "LimitReached";
+
+/// Log lines.
+pub const WAITING_FOR_PODS: &str = "Waiting for unschedulable pods";
+pub const ADDED_TTL: &str = "Added TTL to empty node";
+pub const REMOVED_TTL: &str = "Removed emptiness TTL from node";
+pub const CORDONED: &str = "Cordoned node";
+pub const DELETED_NODE: &str = "Deleted node";
+pub const FOUND_PODS: &str = "found provisionable pod(s)";
+pub const COMPUTED_CLAIMS: &str = "computed new nodeclaim(s) to fit pod(s)";
+pub const GC_CLAIM: &str = "garbage collecting nodeclaim with no cloudprovider representation";
+
+/// `Launched instance: i-0de2575ffe2589d78, hostname: ip-172-31-101-124...,
+/// type: m6i.xlarge, zone: ap-southeast-1a, capacityType: spot`.
+pub fn launched_instance(l: &Launched) -> String {
+    format!(
+        "Launched instance: {}, hostname: {}, type: {}, zone: {}, capacityType: {}",
+        l.instance_id, l.node_name, l.instance_type, l.zone, l.capacity_type
+    )
+}
+
+/// `Triggering termination after 30s for empty node`.
+pub fn triggering_termination(ttl_seconds: u64) -> String {
+    format!("Triggering termination after {ttl_seconds}s for empty node")
+}
+
+/// `Created node with 3 pods requesting {...} from types m6i.xlarge`, from
+/// the solver's claim line.
+pub fn created(claim_line: &str) -> String {
+    format!("Created {claim_line}")
+}
+
+/// A Nominated Event's note.
+pub fn nominated(claim: &str) -> String {
+    format!("Pod should schedule on: nodeclaim/{claim}")
+}
+
+/// A FailedScheduling Event's note.
+pub fn failed_to_schedule(reason: &str) -> String {
+    format!("Failed to schedule pod, {reason}")
+}
