@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb crds clean
+.PHONY: all build deps up down demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb crds clean
 
 all: build
 
@@ -26,13 +26,18 @@ demo: deps build
 	@bash demo/run.sh
 
 ## test: format, lint, unit tests and cluster tests
-test: deps fmt-check clippy unit fuzz test-cluster
+test: deps fmt-check arch-check clippy unit fuzz test-cluster
 
 fmt:
 	$(CARGO) fmt --all
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+
+## arch-check: the crate layering and no module cycle (ARCHITECTURE.md)
+arch-check:
+	@python3 scripts/layers.py .
+	@python3 scripts/module-cycles.py crates
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings

@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2 as elbv2;
-use outrigger_aws_ec2::Filter;
+use outrigger_aws_ec2::{Filter, SgRule};
 use outrigger_lb_model::model::{
-    SecurityGroupRule, TAG_CLUSTER, TAG_INGRESS_STACK, TAG_SERVICE_STACK, Target,
+    Action, Condition, SecurityGroupRule, TAG_CLUSTER, TAG_INGRESS_STACK, TAG_SERVICE_STACK, Target,
 };
 
-use crate::{Elb, ElbError, api, network::model_rule, plan::ListenerState};
+use crate::{Elb, ElbError, api};
 
 #[derive(Clone, Debug)]
 pub struct LbInfo {
@@ -242,5 +242,43 @@ impl Elb {
             );
         }
         Ok(inv)
+    }
+}
+
+/// A listener as compared: everything but its ARN, target groups by ARN.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerKey {
+    pub protocol: String,
+    pub certificates: BTreeSet<String>,
+    pub ssl_policy: Option<String>,
+    pub alpn: Option<String>,
+    pub default_action: Option<Action>,
+}
+
+/// A rule as compared: its conditions (canonical) and its action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleKey {
+    pub conditions: Vec<Condition>,
+    pub action: Option<Action>,
+}
+
+/// A listener's rules by priority: each one's ARN and what it is.
+pub type Rules = BTreeMap<i32, (String, RuleKey)>;
+
+/// A listener as it is in ELBv2; its rules by priority, when known.
+#[derive(Clone, Debug)]
+pub struct ListenerState {
+    pub arn: String,
+    pub key: ListenerKey,
+    pub rules: Option<Rules>,
+}
+
+/// An EC2 ingress rule as the model writes it.
+pub fn model_rule(r: SgRule) -> SecurityGroupRule {
+    SecurityGroupRule {
+        protocol: r.protocol,
+        from_port: r.from_port,
+        to_port: r.to_port,
+        cidr: r.cidr,
     }
 }

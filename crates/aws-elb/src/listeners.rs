@@ -11,10 +11,8 @@ use outrigger_runtime::sync::LockExt;
 
 use crate::{
     Elb, ElbError, api, canonical_conditions, convert,
-    plan::{
-        self, ListenerKey, ListenerOp, ListenerState, ListenerStep, RuleKey, RuleStep, Rules,
-        WantedRule,
-    },
+    inventory::{ListenerKey, ListenerState, RuleKey, Rules},
+    plan::{self, ListenerOp, ListenerStep, RuleStep, WantedRule},
 };
 
 impl Elb {

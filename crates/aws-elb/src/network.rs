@@ -26,15 +26,6 @@ fn sg_rule(r: &SecurityGroupRule) -> SgRule {
     }
 }
 
-pub fn model_rule(r: SgRule) -> SecurityGroupRule {
-    SecurityGroupRule {
-        protocol: r.protocol,
-        from_port: r.from_port,
-        to_port: r.to_port,
-        cidr: r.cidr,
-    }
-}
-
 impl Elb {
     /// One subnet per zone: the ones named, or those tagged for the scheme's
     /// role (and, when tagged for clusters, for this one); reused for

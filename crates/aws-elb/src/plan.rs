@@ -15,39 +15,11 @@ use outrigger_lb_model::model::{
 use crate::{
     ElbError, RESOURCE_LOAD_BALANCER, RESOURCE_MANAGED_SG, TARGET_CHUNK, canonical_conditions,
     convert,
-    inventory::{Inventory, LbInfo, SgInfo, TgInfo},
+    inventory::{Inventory, LbInfo, ListenerKey, ListenerState, RuleKey, Rules, SgInfo, TgInfo},
 };
 
 #[cfg(test)]
 mod tests;
-
-/// A listener as compared: everything but its ARN, target groups by ARN.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ListenerKey {
-    pub protocol: String,
-    pub certificates: BTreeSet<String>,
-    pub ssl_policy: Option<String>,
-    pub alpn: Option<String>,
-    pub default_action: Option<Action>,
-}
-
-/// A rule as compared: its conditions (canonical) and its action.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RuleKey {
-    pub conditions: Vec<Condition>,
-    pub action: Option<Action>,
-}
-
-/// A listener's rules by priority: each one's ARN and what it is.
-pub type Rules = BTreeMap<i32, (String, RuleKey)>;
-
-/// A listener as it is in ELBv2; its rules by priority, when known.
-#[derive(Clone, Debug)]
-pub struct ListenerState {
-    pub arn: String,
-    pub key: ListenerKey,
-    pub rules: Option<Rules>,
-}
 
 /// Whether a resource's tags make it the stack's `resource`.
 fn owned_by(tags: &BTreeMap<String, String>, id: &StackId, resource: &str) -> bool {
