@@ -12,6 +12,7 @@
 //! tagged for this cluster with no object left are garbage-collected.
 
 mod reconcile;
+pub mod upstream;
 
 use outrigger_runtime::sync::LockExt;
 use std::{

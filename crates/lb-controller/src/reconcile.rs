@@ -33,10 +33,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Ctx, Error};
 
-/// The condition on Services and TargetGroupBindings.
-pub const CONDITION_READY: &str = "LoadBalancerReady";
-/// The finalizer on TargetGroupBindings.
-pub const FINALIZER_BINDING: &str = "elbv2.k8s.aws/resources";
+use crate::upstream::{
+    CONDITION_READY, DEPLOYED, FAILED_BUILD_MODEL, FAILED_DEPLOY_MODEL, FINALIZER_BINDING,
+    SUCCESSFULLY_DELETED, SUCCESSFULLY_RECONCILED,
+};
 
 fn namespace_labels(ctx: &Ctx) -> BTreeMap<String, BTreeMap<String, String>> {
     ctx.namespaces
@@ -301,7 +301,7 @@ pub(crate) async fn service(ctx: &Ctx, id: &StackId) -> Result<(), Error> {
             ctx.events
                 .normal(
                     &*svc,
-                    "SuccessfullyDeleted",
+                    SUCCESSFULLY_DELETED,
                     "Delete",
                     "Deleted the load balancer".into(),
                 )
@@ -318,7 +318,7 @@ pub(crate) async fn service(ctx: &Ctx, id: &StackId) -> Result<(), Error> {
             ctx.events
                 .warning(
                     &*svc,
-                    "FailedBuildModel",
+                    FAILED_BUILD_MODEL,
                     "Reconcile",
                     format!("Failed build model due to {e}"),
                 )
@@ -335,7 +335,7 @@ pub(crate) async fn service(ctx: &Ctx, id: &StackId) -> Result<(), Error> {
             ctx.events
                 .warning(
                     &*svc,
-                    "FailedDeployModel",
+                    FAILED_DEPLOY_MODEL,
                     "Reconcile",
                     format!("Failed deploy model due to {e}"),
                 )
@@ -345,7 +345,7 @@ pub(crate) async fn service(ctx: &Ctx, id: &StackId) -> Result<(), Error> {
                 &api,
                 &svc,
                 Status::False,
-                "FailedDeployModel",
+                FAILED_DEPLOY_MODEL,
                 e.to_string(),
             )
             .await?;
@@ -373,12 +373,12 @@ pub(crate) async fn service(ctx: &Ctx, id: &StackId) -> Result<(), Error> {
         ctx.events
             .normal(
                 &*svc,
-                "SuccessfullyReconciled",
+                SUCCESSFULLY_RECONCILED,
                 "Reconcile",
                 "Successfully reconciled".into(),
             )
             .await;
-        tracing::info!(service = %format!("{namespace}/{name}"), hostname = %hostname, "successfully deployed model");
+        tracing::info!(service = %format!("{namespace}/{name}"), hostname = %hostname, "{}", DEPLOYED);
     }
     service_condition(
         ctx,
@@ -473,7 +473,7 @@ pub(crate) async fn ingress_group(ctx: &Ctx, id: &StackId) -> Result<(), Error> 
                 };
                 tracing::warn!(ingress = %format!("{ns}/{name}"), group = ?id, problem = %note, "invalid ingress");
                 ctx.events
-                    .warning(&m.ingress, "FailedBuildModel", "Reconcile", note)
+                    .warning(&m.ingress, FAILED_BUILD_MODEL, "Reconcile", note)
                     .await;
                 // A listener over ELBv2's rule limit is also said in the
                 // Ingress's status, on the port it concerns
@@ -521,7 +521,7 @@ pub(crate) async fn ingress_group(ctx: &Ctx, id: &StackId) -> Result<(), Error> 
                 ctx.events
                     .warning(
                         m,
-                        "FailedDeployModel",
+                        FAILED_DEPLOY_MODEL,
                         "Reconcile",
                         format!("Failed deploy model due to {e}"),
                     )
@@ -553,12 +553,12 @@ pub(crate) async fn ingress_group(ctx: &Ctx, id: &StackId) -> Result<(), Error> 
         ctx.events
             .normal(
                 m,
-                "SuccessfullyReconciled",
+                SUCCESSFULLY_RECONCILED,
                 "Reconcile",
                 "Successfully reconciled".into(),
             )
             .await;
-        tracing::info!(ingress = %format!("{}/{}", m.namespace().unwrap_or_default(), m.name_any()), hostname = %hostname, "successfully deployed model");
+        tracing::info!(ingress = %format!("{}/{}", m.namespace().unwrap_or_default(), m.name_any()), hostname = %hostname, "{}", DEPLOYED);
     }
     // Their rules are gone now: let them go.
     for i in &leaving {
