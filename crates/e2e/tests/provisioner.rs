@@ -465,11 +465,17 @@ async fn a_pool_at_its_limit_launches_nothing_more_and_says_so() -> Result<()> {
             .filter(|c| c.status == "False"))
     })
     .await?;
-    let status = pools.get(&pool).await?.status.unwrap_or_default();
-    assert_eq!(
-        status.resources.get("nodes").map(|q| q.0.as_str()),
-        Some("0")
-    );
+    // The two claims go one after the other; the status follows each (it
+    // is written on every change, no longer every 3 s).
+    eventually(
+        "status.resources.nodes 0",
+        Duration::from_secs(30),
+        || async {
+            let status = pools.get(&pool).await?.status.unwrap_or_default();
+            Ok((status.resources.get("nodes").map(|q| q.0.as_str()) == Some("0")).then_some(()))
+        },
+    )
+    .await?;
     pools.delete(&pool, &DeleteParams::default()).await?;
     ns.cleanup().await.context("namespace cleanup")?;
     Ok(())
