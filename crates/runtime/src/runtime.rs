@@ -50,8 +50,9 @@ pub struct RuntimeArgs {
     )]
     pub leader_elect_namespace: String,
 
-    /// Seconds a Lease stays valid after its last renewal.
-    #[arg(long, global = true, default_value_t = 10)]
+    /// How long a Lease stays valid after its last renewal: seconds, or a
+    /// duration (`15s`, as upstream's flags write it).
+    #[arg(long, global = true, default_value = "10", value_parser = seconds)]
     pub leader_elect_lease_duration: u64,
 
     /// Identity in the Lease (default: $POD_NAME, else <hostname>_<pid>).
@@ -61,6 +62,14 @@ pub struct RuntimeArgs {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json, env = "OUTRIGGER_LOG_FORMAT")]
     pub log_format: LogFormat,
+}
+
+/// Whole seconds, from `10` or a duration such as `15s`.
+fn seconds(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    crate::parse_duration(s).map(|d| d.as_secs())
 }
 
 #[derive(Debug, thiserror::Error)]

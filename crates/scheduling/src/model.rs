@@ -358,6 +358,9 @@ pub struct Unplaced {
     /// The pools (indices into `Problem::pools`) that would have launched a
     /// node for the pod but for their limits.
     pub limited_by: Vec<usize>,
+    /// Each pool's reason on its own, without the pool's name:
+    /// (`Problem::pools` index, reason).
+    pub pool_reasons: Vec<(usize, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -575,6 +575,7 @@ mod tests {
         Plan {
             unplaced: (0..p.pods.len())
                 .map(|pod| Unplaced {
+                    pool_reasons: vec![],
                     pod,
                     reason: "x".into(),
                     limited_by: vec![],

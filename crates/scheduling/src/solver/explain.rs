@@ -86,13 +86,15 @@ impl Solver<'_> {
         PoolFail::Limit(parts.join(", "))
     }
 
-    /// Why pod `i` was not placed, and the pools that refused it only for
-    /// their limits.
-    pub(super) fn explain(&mut self, i: usize) -> (String, Vec<usize>) {
+    /// Why pod `i` was not placed, the pools that refused it only for
+    /// their limits, and each pool's reason on its own (without the pool's
+    /// name, for callers that word it their way).
+    pub(super) fn explain(&mut self, i: usize) -> (String, Vec<usize>, Vec<(usize, String)>) {
         let mut out = String::new();
         let mut limited = vec![];
+        let mut per_pool = vec![];
         if self.pods[i].eff.terms.is_empty() {
-            return ("its node affinity cannot be satisfied: every nodeSelectorTerm contradicts the nodeSelector".to_string(), limited);
+            return ("its node affinity cannot be satisfied: every nodeSelectorTerm contradicts the nodeSelector".to_string(), limited, per_pool);
         }
         if !self.p.nodes.is_empty() {
             let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
@@ -113,31 +115,46 @@ impl Solver<'_> {
                 out.push_str("; ");
             }
             out.push_str("no nodepool to launch a node from");
-            return (out, limited);
+            return (out, limited, per_pool);
         }
         for oi in 0..self.pool_order.len() {
             let k = self.pool_order[oi];
             let name = self.p.pools[k].name.clone();
-            let msg = match self.try_new(i, k, false) {
-                Ok(()) => format!(
-                    "nodepool \"{name}\": a new node would fit but every attempt conflicted with pods placed before it"
-                ),
+            let (msg, short) = match self.try_new(i, k, false) {
+                Ok(()) => {
+                    let short = "a new node would fit but every attempt conflicted with pods placed before it".to_string();
+                    (format!("nodepool \"{name}\": {short}"), short)
+                }
                 Err(f) => match f {
                     PoolFail::Taint(t) => {
-                        format!("nodepool \"{name}\": did not tolerate taint {t}")
+                        let short = format!("did not tolerate taint {t}");
+                        (format!("nodepool \"{name}\": {short}"), short)
                     }
-                    PoolFail::Hostname => format!(
-                        "nodepool \"{name}\": the pod selects a {LABEL_HOSTNAME}, which a new node cannot have"
-                    ),
-                    PoolFail::Incompatible(e) => format!(
-                        "incompatible with nodepool \"{name}\": requires {} {}, pod requires {} {}",
-                        e.key, e.ours, e.key, e.theirs
-                    ),
-                    PoolFail::Undefined(k) => format!(
-                        "incompatible with nodepool \"{name}\": label {k} is not defined by the nodepool"
+                    PoolFail::Hostname => {
+                        let short = format!(
+                            "the pod selects a {LABEL_HOSTNAME}, which a new node cannot have"
+                        );
+                        (format!("nodepool \"{name}\": {short}"), short)
+                    }
+                    PoolFail::Incompatible(e) => {
+                        let short = format!(
+                            "requires {} {}, pod requires {} {}",
+                            e.key, e.ours, e.key, e.theirs
+                        );
+                        (
+                            format!("incompatible with nodepool \"{name}\": {short}"),
+                            short,
+                        )
+                    }
+                    PoolFail::Undefined(k) => (
+                        format!(
+                            "incompatible with nodepool \"{name}\": label {k} is not defined by the nodepool"
+                        ),
+                        format!("label {k} is not defined on its nodes"),
                     ),
                     PoolFail::NoType(r) => {
-                        format!("nodepool \"{name}\": no instance type satisfies {r}")
+                        let short = format!("no instance type satisfies {r}");
+                        (format!("nodepool \"{name}\": {short}"), short)
                     }
                     PoolFail::NoOffering(what) => {
                         let what = if what.is_empty() {
@@ -145,33 +162,42 @@ impl Solver<'_> {
                         } else {
                             what
                         };
-                        format!(
-                            "nodepool \"{name}\": no instance type has an available offering for {what}"
-                        )
+                        let short =
+                            format!("no instance type has an available offering for {what}");
+                        (format!("nodepool \"{name}\": {short}"), short)
                     }
                     PoolFail::TooBig(r) => {
-                        format!("nodepool \"{name}\": no instance type offers {r}")
+                        let short = format!("no instance type offers {r}");
+                        (format!("nodepool \"{name}\": {short}"), short)
                     }
                     PoolFail::Limit(l) => {
                         limited.push(k);
-                        format!("nodepool \"{name}\" limit {l} reached")
+                        (
+                            format!("nodepool \"{name}\" limit {l} reached"),
+                            format!("limit {l} reached"),
+                        )
                     }
                     PoolFail::HostPort(p) => {
-                        format!("nodepool \"{name}\": host port {p} is taken by a daemonset")
+                        let short = format!("host port {p} is taken by a daemonset");
+                        (format!("nodepool \"{name}\": {short}"), short)
                     }
-                    PoolFail::Topology(t) => format!(
-                        "nodepool \"{name}\": {} not satisfied",
-                        self.describe_fail(i, t)
-                    ),
-                    PoolFail::MinValues(m) => format!("nodepool \"{name}\": minValues: {m}"),
+                    PoolFail::Topology(t) => {
+                        let short = format!("{} not satisfied", self.describe_fail(i, t));
+                        (format!("nodepool \"{name}\": {short}"), short)
+                    }
+                    PoolFail::MinValues(m) => {
+                        let short = format!("minValues: {m}");
+                        (format!("nodepool \"{name}\": {short}"), short)
+                    }
                 },
             };
+            per_pool.push((k, short));
             if !out.is_empty() {
                 out.push_str("; ");
             }
             out.push_str(&msg);
         }
-        (out, limited)
+        (out, limited, per_pool)
     }
 
     fn terms_text(&self, i: usize) -> String {

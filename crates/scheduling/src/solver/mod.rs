@@ -528,8 +528,9 @@ impl<'p> Solver<'p> {
         let mut unplaced = vec![];
         for i in 0..self.p.pods.len() {
             if !placed.contains(&i) {
-                let (reason, limited_by) = self.explain(i);
+                let (reason, limited_by, pool_reasons) = self.explain(i);
                 unplaced.push(Unplaced {
+                    pool_reasons,
                     pod: i,
                     reason,
                     limited_by,

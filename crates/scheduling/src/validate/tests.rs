@@ -236,6 +236,7 @@ fn a_valid_plan_passes() {
     let all_unplaced = Plan {
         unplaced: (0..p.pods.len())
             .map(|pod| Unplaced {
+                pool_reasons: vec![],
                 pod,
                 reason: "x".into(),
                 limited_by: vec![],
@@ -513,6 +514,7 @@ fn undetermined_zone() {
     p.pods.push(w);
     let mut plan = plan;
     plan.unplaced = vec![Unplaced {
+        pool_reasons: vec![],
         pod: 1,
         reason: "x".into(),
         limited_by: vec![],
@@ -548,6 +550,7 @@ fn host_port_conflict() {
 fn every_pod_exactly_once() {
     let (p, mut plan) = scenario();
     plan.unplaced = vec![Unplaced {
+        pool_reasons: vec![],
         pod: 0,
         reason: "no room".into(),
         limited_by: vec![],
@@ -563,6 +566,7 @@ fn every_pod_exactly_once() {
     let v = only(&p, &plan, Rule::Bookkeeping);
     assert!(v[0].to_string().contains("neither"), "{}", v[0]);
     plan.unplaced = vec![Unplaced {
+        pool_reasons: vec![],
         pod: 0,
         reason: " ".into(),
         limited_by: vec![],
@@ -595,6 +599,7 @@ fn claims_agree_with_placements() {
     plan.placements.pop();
     plan.claims.pop();
     plan.unplaced.push(Unplaced {
+        pool_reasons: vec![],
         pod: 3,
         reason: "x".into(),
         limited_by: vec![],
@@ -733,6 +738,7 @@ fn arb_plan(p: &Problem) -> impl Strategy<Value = Plan> + use<> {
             unplaced: unplaced
                 .into_iter()
                 .map(|(pod, why)| Unplaced {
+                    pool_reasons: vec![],
                     pod,
                     reason: if why { "x".into() } else { String::new() },
                     limited_by: vec![],
