@@ -31,50 +31,7 @@ impl Ec2 {
             .send();
         while let Some(it) = pages.next().await {
             let it = it.map_err(api("DescribeInstanceTypes"))?;
-            let Some(name) = it.instance_type().map(|t| t.as_str().to_string()) else {
-                continue;
-            };
-            let vcpus = it
-                .v_cpu_info()
-                .and_then(|v| v.default_v_cpus())
-                .unwrap_or(0) as i64;
-            let memory_mib = it.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0);
-            if vcpus == 0 || memory_mib == 0 {
-                continue;
-            }
-            let net = it.network_info();
-            let arch = it
-                .processor_info()
-                .and_then(|p| p.supported_architectures().first())
-                .map(|a| {
-                    if a.as_str() == "arm64" {
-                        "arm64"
-                    } else {
-                        "amd64"
-                    }
-                })
-                .unwrap_or("amd64");
-            let gpus: i64 = it
-                .gpu_info()
-                .map(|g| g.gpus().iter().map(|d| d.count().unwrap_or(0) as i64).sum())
-                .unwrap_or(0);
-            shapes.push(Ec2Shape {
-                name,
-                vcpus,
-                memory_mib,
-                max_enis: net
-                    .and_then(|n| n.maximum_network_interfaces())
-                    .unwrap_or(3) as i64,
-                ipv4_per_eni: net
-                    .and_then(|n| n.ipv4_addresses_per_interface())
-                    .unwrap_or(10) as i64,
-                arch: arch.to_string(),
-                gpus: if gpus > 0 {
-                    vec![("nvidia.com/gpu".to_string(), gpus)]
-                } else {
-                    vec![]
-                },
-            });
+            shapes.extend(shape_of(&it));
         }
         let mut zones: HashMap<String, Vec<String>> = HashMap::new();
         let mut pages = self
@@ -161,4 +118,105 @@ impl Ec2 {
             ))
             .is_some_and(|at| at.elapsed() < ICE_TTL)
     }
+}
+
+impl Ec2 {
+    /// The shapes of these instance types (DescribeInstanceTypes by name);
+    /// unknown names are left out.
+    pub async fn shapes(&self, names: &[String]) -> Result<Vec<Ec2Shape>, Ec2Error> {
+        let mut out = vec![];
+        for chunk in names.chunks(100) {
+            let mut pages = self
+                .client
+                .describe_instance_types()
+                .set_instance_types(Some(
+                    chunk
+                        .iter()
+                        .map(|n| aws_sdk_ec2::types::InstanceType::from(n.as_str()))
+                        .collect(),
+                ))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(it) = pages.next().await {
+                let it = it.map_err(api("DescribeInstanceTypes"))?;
+                out.extend(shape_of(&it));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A launch template version's instance type (`$Latest`, `$Default` or
+    /// a number; by ID or by name).
+    pub async fn launch_template_type(
+        &self,
+        id: Option<&str>,
+        name: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<Option<String>, Ec2Error> {
+        let r = self
+            .client
+            .describe_launch_template_versions()
+            .set_launch_template_id(id.map(str::to_string))
+            .set_launch_template_name(if id.is_some() {
+                None
+            } else {
+                name.map(str::to_string)
+            })
+            .versions(version.unwrap_or("$Default"))
+            .send()
+            .await
+            .map_err(api("DescribeLaunchTemplateVersions"))?;
+        Ok(r.launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.instance_type())
+            .map(|t| t.as_str().to_string()))
+    }
+}
+
+/// An instance type as the EKS allocatable formula needs it.
+fn shape_of(it: &aws_sdk_ec2::types::InstanceTypeInfo) -> Option<Ec2Shape> {
+    let name = it.instance_type().map(|t| t.as_str().to_string())?;
+    let vcpus = it
+        .v_cpu_info()
+        .and_then(|v| v.default_v_cpus())
+        .unwrap_or(0) as i64;
+    let memory_mib = it.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0);
+    if vcpus == 0 || memory_mib == 0 {
+        return None;
+    }
+    let net = it.network_info();
+    let arch = it
+        .processor_info()
+        .and_then(|p| p.supported_architectures().first())
+        .map(|a| {
+            if a.as_str() == "arm64" {
+                "arm64"
+            } else {
+                "amd64"
+            }
+        })
+        .unwrap_or("amd64");
+    let gpus: i64 = it
+        .gpu_info()
+        .map(|g| g.gpus().iter().map(|d| d.count().unwrap_or(0) as i64).sum())
+        .unwrap_or(0);
+    Some(Ec2Shape {
+        name,
+        vcpus,
+        memory_mib,
+        max_enis: net
+            .and_then(|n| n.maximum_network_interfaces())
+            .unwrap_or(3) as i64,
+        ipv4_per_eni: net
+            .and_then(|n| n.ipv4_addresses_per_interface())
+            .unwrap_or(10) as i64,
+        arch: arch.to_string(),
+        gpus: if gpus > 0 {
+            vec![("nvidia.com/gpu".to_string(), gpus)]
+        } else {
+            vec![]
+        },
+    })
 }
