@@ -133,7 +133,7 @@ def main() -> int:
         asg.create_auto_scaling_group(
             AutoScalingGroupName=asg_name,
             LaunchTemplate={"LaunchTemplateName": lt_name, "Version": "$Latest"},
-            MinSize=1, MaxSize=10, DesiredCapacity=a.nodes,
+            MinSize=a.nodes, MaxSize=10, DesiredCapacity=a.nodes,
             VPCZoneIdentifier=",".join(subnets),
             Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": asg_name,
                    "ResourceType": "auto-scaling-group"} for k, v in {

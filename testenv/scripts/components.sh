@@ -102,11 +102,37 @@ load_balancer_controller_up() {
     --cluster-name "$CLUSTER_NAME"
 }
 
+# Its RBAC and a kubeconfig of its service account, whether it runs or not
+# (the cluster tests start their own).
+cluster_autoscaler_prepare() {
+  kc apply -f "$REPO/deploy/cluster-autoscaler/rbac.yaml" >/dev/null
+  kc apply -f "$TESTENV/manifests/cluster-autoscaler.yaml" >/dev/null
+  [[ -s "$STATE/cluster-autoscaler.kubeconfig" ]] || sa_kubeconfig cluster-autoscaler "$STATE/cluster-autoscaler.kubeconfig"
+}
+
+# The walkthrough's Cluster Autoscaler: upstream's autodiscover flags, with
+# short scale-down times so scale-in takes seconds here.
+cluster_autoscaler_up() {
+  start_component cluster-autoscaler "$CLUSTER_AUTOSCALER_ADMIN_PORT" cluster-autoscaler \
+    --kubeconfig "$STATE/cluster-autoscaler.kubeconfig" \
+    --leader-elect-namespace kube-system \
+    --v=4 --stderrthreshold=info --cloud-provider=aws \
+    --skip-nodes-with-local-storage=false --expander=least-waste \
+    "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/$CLUSTER_NAME" \
+    --scan-interval=2s --scale-down-unneeded-time=10s --scale-down-delay-after-add=10s \
+    --scale-down-delay-after-delete=2s --max-node-provision-time=2m
+}
+
 case "${1:-up}" in
   up)
     bash "$TESTENV/scripts/build-outrigger.sh"
     metrics_server_up
-    provisioner_up
+    cluster_autoscaler_prepare
+    if [[ "$AUTOSCALER" == cluster-autoscaler ]]; then
+      cluster_autoscaler_up
+    else
+      provisioner_up
+    fi
     load_balancer_controller_up
     ;;
   down)

@@ -44,6 +44,11 @@ enum Command {
     /// IngressGroup), TargetGroupBindings, through ELBv2.
     LoadBalancerController(outrigger_lb_controller::Args),
 
+    /// Node groups, Cluster-Autoscaler-compatible: AWS Auto Scaling groups
+    /// (found by tag or named) or kwok groups, scaled out for pending pods
+    /// and in for unneeded nodes.
+    ClusterAutoscaler(Box<outrigger_cluster_autoscaler::Args>),
+
     /// Why is this pod pending? The provisioner's solver, run on the
     /// cluster as it is now: where the pod would go, or why it cannot go
     /// anywhere (each node and each pool).
@@ -144,6 +149,32 @@ fn main() -> std::process::ExitCode {
             Command::Provisioner(args) => {
                 Runtime::run("provisioner", &cli.runtime, move |rt| {
                     outrigger_provisioner::run(rt, args)
+                })
+                .await
+            }
+            Command::ClusterAutoscaler(args) => {
+                let mut runtime = cli.runtime;
+                // Upstream's `--address` (":8085") moves the admin server.
+                if let Some(a) = &args.address {
+                    let a = if a.starts_with(':') {
+                        format!("0.0.0.0{a}")
+                    } else {
+                        a.clone()
+                    };
+                    match a.parse() {
+                        Ok(addr) => runtime.admin_address = addr,
+                        Err(e) => {
+                            return Err(outrigger_runtime::RuntimeError::Component(format!(
+                                "--address {a:?}: {e}"
+                            )));
+                        }
+                    }
+                }
+                if let Err(e) = args.settings() {
+                    return Err(outrigger_runtime::RuntimeError::Component(e));
+                }
+                Runtime::run("cluster-autoscaler", &runtime, move |rt| {
+                    outrigger_cluster_autoscaler::run(rt, *args)
                 })
                 .await
             }

@@ -1,0 +1,296 @@
+//! One consistent view of the cluster for a loop, from the watched stores:
+//! the pending pods that may trigger a scale-up, the nodes as the solver
+//! sees them (with their pods), the same nodes' facts for the scale-down's
+//! rules, each node's group, and the groups' upcoming nodes.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::api::{core::v1::Pod, policy::v1::PodDisruptionBudget};
+use kube::ResourceExt;
+use outrigger_node_groups::{
+    group::{NodeGroup, Template},
+    scaledown::{NodeFacts, PodFacts},
+    upstream::{
+        SAFE_TO_EVICT, SAFE_TO_EVICT_LOCAL_VOLUMES, SCALE_DOWN_DISABLED, TO_BE_DELETED_TAINT,
+    },
+};
+use outrigger_scheduling::{model, resources::Resources};
+use outrigger_scheduling_kube as kube_model;
+
+use crate::Ctx;
+
+pub struct Snapshot {
+    /// Pending pods that may trigger a scale-up, and their models.
+    pub pending: Vec<(Arc<Pod>, model::Pod)>,
+    /// Ready, schedulable nodes with their pods, then one in-flight
+    /// template node per upcoming node of each group.
+    pub nodes: Vec<model::Node>,
+    /// `facts[i]` is `nodes[i]`'s, for the registered nodes.
+    pub facts: Vec<NodeFacts>,
+    /// The registered nodes' provider IDs (same order).
+    pub provider_ids: Vec<String>,
+    pub daemonsets: Vec<model::Pod>,
+    pub groups: Vec<NodeGroup>,
+    /// Per group: registered nodes, ready ones.
+    pub registered: BTreeMap<usize, (i64, i64)>,
+    /// Per group: nodes asked for that have not registered.
+    pub upcoming: BTreeMap<usize, i64>,
+    /// Every node in the cluster, ready or not.
+    pub total_nodes: i64,
+    pub ready_nodes: i64,
+    pub unready_nodes: i64,
+    pub total_cpu_millis: i64,
+    pub total_memory_bytes: i64,
+}
+
+fn ready(n: &k8s_openapi::api::core::v1::Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn priority(p: &Pod) -> i32 {
+    p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+/// How long the pod has been pending.
+fn pending_for(p: &Pod) -> Duration {
+    let since = p
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .or(p.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0);
+    since
+        .and_then(|t| Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
+        .unwrap_or_default()
+}
+
+/// The pod's local-storage volumes (hostPath, emptyDir not in memory).
+fn local_volumes(p: &Pod) -> Vec<String> {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| {
+                    v.host_path.is_some()
+                        || v.empty_dir
+                            .as_ref()
+                            .is_some_and(|e| e.medium.as_deref() != Some("Memory"))
+                })
+                .map(|v| v.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pod_facts(p: &Pod, pdbs: &[Arc<PodDisruptionBudget>]) -> PodFacts {
+    let ns = p.namespace().unwrap_or_default();
+    let labels = p.labels().clone();
+    let matching: Vec<&Arc<PodDisruptionBudget>> = pdbs
+        .iter()
+        .filter(|b| b.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|b| {
+            b.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| outrigger_values::selector::selects(sel, &labels))
+        })
+        .collect();
+    let annotations = p.annotations();
+    PodFacts {
+        key: kube_model::key(p),
+        namespace: ns,
+        requests: p
+            .spec
+            .as_ref()
+            .and_then(|s| kube_model::effective_requests(s).ok())
+            .unwrap_or_default(),
+        daemon: kube_model::is_daemon(p),
+        mirror: annotations.contains_key("kubernetes.io/config.mirror"),
+        controller: p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.kind.clone()),
+        safe_to_evict: annotations.get(SAFE_TO_EVICT).map(|v| v == "true"),
+        local_volumes: local_volumes(p),
+        safe_local_volumes: annotations
+            .get(SAFE_TO_EVICT_LOCAL_VOLUMES)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
+        has_pdb: !matching.is_empty(),
+        pdb_blocks: matching.iter().any(|b| {
+            b.status
+                .as_ref()
+                .is_some_and(|s| s.disruptions_allowed <= 0)
+        }),
+        terminal: !kube_model::is_active(p),
+    }
+}
+
+/// Builds the loop's view. `groups` come from the provider; a group with a
+/// ready node takes its template from that node.
+pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
+    let all_pods = ctx.pods.state();
+    let pdbs = ctx.pdbs.state();
+    let cutoff = ctx.args.expendable_pods_priority_cutoff;
+    let delay = ctx.args.new_pod_scale_up_delay;
+    let mut pending = vec![];
+    for p in all_pods.iter().filter(|p| kube_model::is_provisionable(p)) {
+        if priority(p) < cutoff {
+            continue;
+        }
+        let own_delay = p
+            .annotations()
+            .get(outrigger_node_groups::upstream::POD_SCALE_UP_DELAY)
+            .and_then(|d| outrigger_values::duration::parse(d).ok())
+            .unwrap_or(delay);
+        if pending_for(p) < own_delay {
+            continue;
+        }
+        if let Ok(m) = kube_model::pod(p) {
+            pending.push((p.clone(), m));
+        }
+    }
+    let mut by_node: BTreeMap<String, Vec<&Arc<Pod>>> = BTreeMap::new();
+    for p in all_pods.iter().filter(|p| kube_model::is_active(p)) {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            by_node.entry(n).or_default().push(p);
+        }
+    }
+    let mut snap = Snapshot {
+        pending,
+        nodes: vec![],
+        facts: vec![],
+        provider_ids: vec![],
+        daemonsets: ctx
+            .daemonsets
+            .state()
+            .iter()
+            .filter_map(|d| kube_model::daemonset_pod(d).ok())
+            .collect(),
+        groups: vec![],
+        registered: BTreeMap::new(),
+        upcoming: BTreeMap::new(),
+        total_nodes: 0,
+        ready_nodes: 0,
+        unready_nodes: 0,
+        total_cpu_millis: 0,
+        total_memory_bytes: 0,
+    };
+    let mut templates: BTreeMap<usize, Template> = BTreeMap::new();
+    for n in ctx.nodes.state() {
+        snap.total_nodes += 1;
+        let is_ready = ready(&n);
+        if is_ready {
+            snap.ready_nodes += 1;
+        } else {
+            snap.unready_nodes += 1;
+        }
+        let pid = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .unwrap_or_default();
+        let group = groups.iter().position(|g| g.has(&pid));
+        let mine: Vec<&Arc<Pod>> = by_node.remove(&n.name_any()).unwrap_or_default();
+        let models: Vec<model::Pod> = mine
+            .iter()
+            .filter_map(|p| kube_model::bound_pod(p).ok())
+            .filter(|p| priority_of(&mine, p) >= cutoff)
+            .collect();
+        let m = kube_model::node(&n, models);
+        snap.total_cpu_millis += m.allocatable.cpu_millis;
+        snap.total_memory_bytes += m.allocatable.memory_bytes;
+        if let Some(g) = group {
+            let e = snap.registered.entry(g).or_insert((0, 0));
+            e.0 += 1;
+            if is_ready {
+                e.1 += 1;
+                if let std::collections::btree_map::Entry::Vacant(slot) = templates.entry(g) {
+                    let capacity = n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.capacity.as_ref())
+                        .map(|c| {
+                            Resources::parse(c.iter().map(|(k, v)| (k.as_str(), v.0.as_str())))
+                                .unwrap_or_default()
+                        })
+                        .unwrap_or_default();
+                    let mut t =
+                        Template::from_node(None, &m.labels, &m.taints, &capacity, &m.allocatable);
+                    t.price = groups[g].template.as_ref().and_then(|t| t.price);
+                    slot.insert(t);
+                }
+            }
+        }
+        let deleting = n.metadata.deletion_timestamp.is_some()
+            || m.taints.iter().any(|t| t.key == TO_BE_DELETED_TAINT);
+        snap.facts.push(NodeFacts {
+            name: n.name_any(),
+            group,
+            ready: is_ready,
+            scale_down_disabled: n
+                .annotations()
+                .get(SCALE_DOWN_DISABLED)
+                .is_some_and(|v| v == "true"),
+            deleting,
+            allocatable: m.allocatable.clone(),
+            pods: mine.iter().map(|p| pod_facts(p, &pdbs)).collect(),
+        });
+        snap.provider_ids.push(pid);
+        snap.nodes.push(m);
+    }
+    for (g, t) in templates {
+        groups[g].template = Some(t);
+    }
+    // Upcoming nodes: asked for, not registered yet; they take pending
+    // pods before any new scale-up.
+    for (gi, g) in groups.iter().enumerate() {
+        let registered = snap.registered.get(&gi).map_or(0, |r| r.0);
+        let upcoming = (g.target - registered).max(0);
+        if upcoming == 0 {
+            continue;
+        }
+        snap.upcoming.insert(gi, upcoming);
+        if let Some(t) = &g.template {
+            for k in 0..upcoming {
+                snap.nodes.push(model::Node {
+                    name: format!("{}-upcoming-{k}", g.id),
+                    labels: t.labels.clone(),
+                    taints: t.taints.clone(),
+                    allocatable: t.allocatable.clone(),
+                    pods: snap
+                        .daemonsets
+                        .iter()
+                        .filter(|d| {
+                            model::untolerated(&t.taints, &d.tolerations, false).is_none()
+                                && d.matches_node(&t.labels)
+                        })
+                        .cloned()
+                        .collect(),
+                    in_flight: true,
+                    pool: None,
+                    price: None,
+                    do_not_disrupt: false,
+                });
+            }
+        }
+    }
+    snap.groups = groups;
+    snap
+}
+
+/// A bound pod's priority (its model carries none): looked up by key.
+fn priority_of(pods: &[&Arc<Pod>], m: &model::Pod) -> i32 {
+    pods.iter()
+        .find(|p| kube_model::key(p) == m.key())
+        .map_or(0, |p| priority(p))
+}
