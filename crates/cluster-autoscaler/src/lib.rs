@@ -275,9 +275,8 @@ pub(crate) struct Memory {
     pub last_failure: Option<Instant>,
     pub last_scale_up_time: Option<String>,
     pub last_scale_down_time: Option<String>,
-    /// Groups scaled up, to when, by how much (their new nodes are
-    /// "upcoming" until they register).
-    pub scaling_up: BTreeMap<String, Instant>,
+    /// Groups scaled up lately, and when (their launches may yet fail).
+    pub scaling_up: BTreeMap<String, (Instant, jiff::Timestamp)>,
     /// NotTriggerScaleUp Events sent: pod uid -> when (no repeat within
     /// 5 minutes, as upstream).
     pub not_triggered: BTreeMap<String, Instant>,

@@ -106,17 +106,20 @@ pub async fn give_back_unregistered(ctx: &Ctx, snap: &Snapshot) {
         );
     }
     // Groups scaled up lately: did the cloud fail to launch?
-    let recent: Vec<String> = {
+    let recent: Vec<(String, jiff::Timestamp)> = {
         let mut mem = ctx.memory.locked();
         let horizon = ctx.args.max_node_provision_time;
-        mem.scaling_up.retain(|_, at| at.elapsed() < horizon);
-        mem.scaling_up.keys().cloned().collect()
+        mem.scaling_up.retain(|_, (at, _)| at.elapsed() < horizon);
+        mem.scaling_up
+            .iter()
+            .map(|(g, (_, since))| (g.clone(), *since))
+            .collect()
     };
-    for group in recent {
+    for (group, since) in recent {
         let Some(gi) = snap.groups.iter().position(|g| g.id == group) else {
             continue;
         };
-        match ctx.provider.scale_up_failure(&group).await {
+        match ctx.provider.scale_up_failure(&group, since).await {
             Ok(Some(why)) => {
                 ctx.memory.locked().scaling_up.remove(&group);
                 back_off(ctx, &group, &why);
@@ -296,7 +299,7 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
                 ctx.memory
                     .locked()
                     .scaling_up
-                    .insert(g.id.clone(), Instant::now());
+                    .insert(g.id.clone(), (Instant::now(), jiff::Timestamp::now()));
                 ctx.events
                     .publish(
                         status_ref(ctx),

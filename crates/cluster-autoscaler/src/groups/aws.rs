@@ -201,9 +201,16 @@ impl NodeGroupProvider for Aws {
         }
     }
 
-    async fn scale_up_failure(&self, group: &str) -> Result<Option<String>, GroupError> {
+    async fn scale_up_failure(
+        &self,
+        group: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Option<String>, GroupError> {
         let acts = self.asg.activities(group, 3).await.map_err(cloud)?;
-        Ok(acts.into_iter().find(|a| a.status == "Failed").map(|a| {
+        let recent = acts
+            .into_iter()
+            .filter(|a| a.start.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since));
+        Ok(recent.into_iter().find(|a| a.status == "Failed").map(|a| {
             if a.message.is_empty() {
                 a.description
             } else {

@@ -70,7 +70,11 @@ impl NodeGroupProvider for Fake {
         Ok(())
     }
 
-    async fn scale_up_failure(&self, group: &str) -> Result<Option<String>, GroupError> {
+    async fn scale_up_failure(
+        &self,
+        group: &str,
+        _since: jiff::Timestamp,
+    ) -> Result<Option<String>, GroupError> {
         Ok(self
             .failure
             .locked()

@@ -48,9 +48,14 @@ pub trait NodeGroupProvider: Send + Sync {
     /// Takes the instance (by provider ID) out of its group, the group's
     /// target one smaller.
     async fn delete_instance(&self, group: &str, provider_id: &str) -> Result<(), GroupError>;
-    /// The reason the group's last scale-up failed, if the cloud says one
-    /// did (AWS reports insufficient capacity only in scaling activities).
-    async fn scale_up_failure(&self, _group: &str) -> Result<Option<String>, GroupError> {
+    /// The reason a scale-up of the group since `since` failed, if the
+    /// cloud says one did (AWS reports insufficient capacity only in
+    /// scaling activities).
+    async fn scale_up_failure(
+        &self,
+        _group: &str,
+        _since: jiff::Timestamp,
+    ) -> Result<Option<String>, GroupError> {
         Ok(None)
     }
 }
