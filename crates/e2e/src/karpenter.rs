@@ -63,9 +63,19 @@ pub fn inflate(pool: &str, replicas: i32, cpu: &str) -> Result<Deployment> {
 
 /// Waits until `n` inflate pods run.
 pub async fn all_running(pods: &Api<Pod>, n: usize, timeout: Duration) -> Result<()> {
-    eventually(&format!("{n} inflate pods running"), timeout, || async {
+    running_with(pods, "app=inflate", n, timeout).await
+}
+
+/// Waits until `n` pods with these labels (`app=nginx`) run.
+pub async fn running_with(
+    pods: &Api<Pod>,
+    labels: &str,
+    n: usize,
+    timeout: Duration,
+) -> Result<()> {
+    eventually(&format!("{n} {labels} pods running"), timeout, || async {
         let running = pods
-            .list(&ListParams::default().labels("app=inflate"))
+            .list(&ListParams::default().labels(labels))
             .await?
             .items
             .iter()

@@ -90,17 +90,7 @@ fn desired(env: &TestEnv) -> Result<i64> {
 
 /// Waits until `n` nginx pods run.
 async fn all_running(pods: &Api<Pod>, n: usize, timeout: Duration) -> Result<()> {
-    eventually(&format!("{n} nginx pods running"), timeout, || async {
-        let running = pods
-            .list(&ListParams::default().labels("app=nginx"))
-            .await?
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .count();
-        Ok((running == n).then_some(()))
-    })
-    .await
+    outrigger_e2e::karpenter::running_with(pods, "app=nginx", n, timeout).await
 }
 
 async fn group_nodes(nodes: &Api<Node>) -> Result<usize> {

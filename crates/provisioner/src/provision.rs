@@ -521,34 +521,13 @@ fn pool_owner(
     )
 }
 
-/// A short random suffix for a claim name.
-fn suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    let mut n = h.finish();
-    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5)
-        .map(|_| {
-            let c = alphabet[(n % alphabet.len() as u64) as usize] as char;
-            n /= alphabet.len() as u64;
-            c
-        })
-        .collect()
-}
-
 async fn create_claim(
     ctx: &Ctx,
     problem: &Problem,
     pool: &Pool,
     c: &model::NewClaim,
 ) -> Result<String, kube::Error> {
-    let name = format!("{}-{}", pool.model.name, suffix());
+    let name = format!("{}-{}", pool.model.name, outrigger_runtime::name_suffix());
     let mut req = c.requirements.clone();
     let names: Vec<&str> = c
         .instance_types

@@ -419,66 +419,62 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
             nodes,
         }
     };
+    // Both APIs' pools, as one list: (kind, its name for claims, the pool,
+    // what its status says now).
+    struct One {
+        of: StatusOf,
+        kind: &'static str,
+        name: String,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        generation: Option<i64>,
+        resources: BTreeMap<String, Quantity>,
+        nodes: Option<Option<i64>>,
+        conditions: Vec<Condition>,
+        valid: Result<pools::Pool, String>,
+    }
+    let mut all: Vec<One> = vec![];
     for np in ctx.nodepools.state() {
         let status = np.status.clone().unwrap_or_default();
-        let Facts {
-            valid,
-            class_problem,
-            limited,
-            usage,
-            nodes,
-        } = input(
-            "nodepool",
-            &np.name_any(),
-            pools::from_nodepool(&np).map_err(join),
-        );
-        let update = pool_status(PoolInput {
+        all.push(One {
+            of: StatusOf::NodePool,
             kind: "nodepool",
+            name: np.name_any(),
+            reference: reference(np.as_ref()),
             generation: np.metadata.generation,
-            old_resources: &status.resources,
-            old_nodes: Some(status.nodes),
-            old_conditions: &status.conditions,
-            valid,
-            class_problem,
-            limited,
-            usage,
-            nodes,
-            now: jiff::Timestamp::now(),
+            resources: status.resources,
+            nodes: Some(status.nodes),
+            conditions: status.conditions,
+            valid: pools::from_nodepool(&np).map_err(join),
         });
-        if let Some((s, event)) = update {
-            patch(ctx, StatusOf::NodePool, &np.name_any(), s).await;
-            if let Some(m) = event {
-                ctx.cluster
-                    .event(
-                        reference(np.as_ref()),
-                        true,
-                        upstream::LIMIT_REACHED,
-                        "Provision",
-                        m,
-                    )
-                    .await;
-            }
-        }
     }
     for p in ctx.provisioners.state() {
         let status = p.status.clone().unwrap_or_default();
+        all.push(One {
+            of: StatusOf::Provisioner,
+            kind: "provisioner",
+            name: p.name_any(),
+            reference: reference(p.as_ref()),
+            generation: p.metadata.generation,
+            resources: status.resources,
+            nodes: None,
+            conditions: status.conditions,
+            valid: pools::from_provisioner(&p).map_err(join),
+        });
+    }
+    for one in all {
         let Facts {
             valid,
             class_problem,
             limited,
             usage,
             nodes,
-        } = input(
-            "provisioner",
-            &p.name_any(),
-            pools::from_provisioner(&p).map_err(join),
-        );
+        } = input(one.kind, &one.name, one.valid);
         let update = pool_status(PoolInput {
-            kind: "provisioner",
-            generation: p.metadata.generation,
-            old_resources: &status.resources,
-            old_nodes: None,
-            old_conditions: &status.conditions,
+            kind: one.kind,
+            generation: one.generation,
+            old_resources: &one.resources,
+            old_nodes: one.nodes,
+            old_conditions: &one.conditions,
             valid,
             class_problem,
             limited,
@@ -487,16 +483,10 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
             now: jiff::Timestamp::now(),
         });
         if let Some((s, event)) = update {
-            patch(ctx, StatusOf::Provisioner, &p.name_any(), s).await;
+            patch(ctx, one.of, &one.name, s).await;
             if let Some(m) = event {
                 ctx.cluster
-                    .event(
-                        reference(p.as_ref()),
-                        true,
-                        upstream::LIMIT_REACHED,
-                        "Provision",
-                        m,
-                    )
+                    .event(one.reference, true, upstream::LIMIT_REACHED, "Provision", m)
                     .await;
             }
         }

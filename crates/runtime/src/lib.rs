@@ -39,6 +39,29 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     outrigger_values::duration::parse(s).map_err(|e| e.to_string())
 }
 
+/// A short random suffix for a generated object name (`default-x7k2p`):
+/// five characters of Kubernetes' own alphabet for generated names (no
+/// vowels, no look-alikes).
+pub fn name_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let mut n = h.finish();
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| {
+            let c = alphabet[(n % alphabet.len() as u64) as usize] as char;
+            n /= alphabet.len() as u64;
+            c
+        })
+        .collect()
+}
+
 /// Installs the process-wide rustls crypto provider (aws-lc-rs).
 ///
 /// Outrigger compiles exactly one provider; installing it explicitly keeps

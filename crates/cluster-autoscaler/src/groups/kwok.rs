@@ -253,7 +253,7 @@ impl NodeGroupProvider for Kwok {
         let have = self.members(group).len() as i64;
         let api: Api<Node> = Api::all(self.client.clone());
         for _ in have..target {
-            let name = format!("{group}-{}", suffix());
+            let name = format!("{group}-{}", outrigger_runtime::name_suffix());
             let mut n = template.clone();
             n.metadata = Default::default();
             n.metadata.name = Some(name.clone());
@@ -293,27 +293,6 @@ impl NodeGroupProvider for Kwok {
             Err(e) => Err(GroupError::Cloud(format!("deleting node {name}: {e}"))),
         }
     }
-}
-
-/// A short random suffix for a node name.
-fn suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    let mut n = h.finish();
-    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5)
-        .map(|_| {
-            let c = alphabet[(n % alphabet.len() as u64) as usize] as char;
-            n /= alphabet.len() as u64;
-            c
-        })
-        .collect()
 }
 
 #[cfg(test)]
