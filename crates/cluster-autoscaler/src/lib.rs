@@ -460,6 +460,7 @@ mod tests {
     use super::*;
 
     #[derive(Parser, Debug)]
+    #[command(args_override_self = true)]
     struct Cli {
         #[command(flatten)]
         args: Args,
@@ -503,6 +504,24 @@ mod tests {
         assert_eq!(a.scale_down_unneeded_time, Duration::from_secs(600));
         assert_eq!(a.expendable_pods_priority_cutoff, -10);
         assert_eq!(s.expanders, [Expander::LeastWaste]);
+    }
+
+    /// As Go's pflag: a flag given twice takes the last value; list flags
+    /// collect every value.
+    #[test]
+    fn a_repeated_flag_takes_the_last_value() {
+        let a = parse(&[
+            "--cloud-provider=aws",
+            "--cloud-provider=kwok",
+            "--nodes=1:3:a",
+            "--nodes=1:3:b",
+            "--scan-interval=10s",
+            "--scan-interval=2s",
+        ])
+        .unwrap();
+        assert_eq!(a.cloud_provider, "kwok");
+        assert_eq!(a.nodes, ["1:3:a", "1:3:b"]);
+        assert_eq!(a.scan_interval, Duration::from_secs(2));
     }
 
     #[test]

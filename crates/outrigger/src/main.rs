@@ -17,7 +17,11 @@ use outrigger_runtime::{Runtime, RuntimeArgs};
     name = "outrigger",
     version,
     about = "The add-on layer of a production Kubernetes cluster, in one binary.",
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    // A flag given twice takes the last value, as Go's pflag does (the
+    // upstream manifests Outrigger takes are written for it); list flags
+    // still collect every value.
+    args_override_self = true
 )]
 struct Cli {
     #[command(flatten)]
@@ -47,6 +51,7 @@ enum Command {
     /// Node groups, Cluster-Autoscaler-compatible: AWS Auto Scaling groups
     /// (found by tag or named) or kwok groups, scaled out for pending pods
     /// and in for unneeded nodes.
+    #[command(args_override_self = true)]
     ClusterAutoscaler(Box<outrigger_cluster_autoscaler::Args>),
 
     /// Why is this pod pending? The provisioner's solver, run on the
