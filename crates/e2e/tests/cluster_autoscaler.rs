@@ -204,23 +204,9 @@ async fn the_seeds_nginx_scales_the_node_group_out_and_back_in() -> Result<()> {
             file.to_str().context("path")?,
         ],
     )?;
-    eventually("back to 3 nodes", Duration::from_secs(120), || async {
-        let (d, n) = (desired(env)?, group_nodes(&nodes).await?);
-        Ok((d == 3 && n == 3).then_some(()))
-    })
-    .await?;
-    let running = env.aws(&[
-        "ec2",
-        "describe-instances",
-        "--filters",
-        &format!("Name=tag:aws:autoscaling:groupName,Values={GROUP}"),
-        "Name=instance-state-name,Values=pending,running",
-        "--query",
-        "length(Reservations[].Instances[])",
-        "--output",
-        "text",
-    ])?;
-    if running.trim() != "3" {
+    back_to_three(env, &nodes).await?;
+    let running = live_instances(env)?;
+    if running != "3" {
         bail!("the group's live instances: {running}");
     }
     ns.cleanup().await?;
@@ -280,6 +266,50 @@ spec:
     assert_eq!(desired(env)?, 3);
     ns.cleanup().await?;
     Ok(())
+}
+
+/// The group's live (pending or running) instances in moto.
+fn live_instances(env: &TestEnv) -> Result<String> {
+    Ok(env
+        .aws(&[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            &format!("Name=tag:aws:autoscaling:groupName,Values={GROUP}"),
+            "Name=instance-state-name,Values=pending,running",
+            "--query",
+            "length(Reservations[].Instances[])",
+            "--output",
+            "text",
+        ])?
+        .trim()
+        .to_string())
+}
+
+/// Nodes carrying `ToBeDeletedByClusterAutoscaler`.
+async fn tainted_for_deletion(nodes: &Api<Node>) -> Result<Vec<String>> {
+    Ok(nodes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|n| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|ts| ts.iter().any(|t| t.key == "ToBeDeletedByClusterAutoscaler"))
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect())
+}
+
+/// Waits until the group is back to the walkthrough's 3 (desired and
+/// registered nodes).
+async fn back_to_three(env: &TestEnv, nodes: &Api<Node>) -> Result<()> {
+    eventually("back to 3 nodes", Duration::from_secs(120), || async {
+        Ok((desired(env)? == 3 && group_nodes(nodes).await? == 3).then_some(()))
+    })
+    .await
 }
 
 /// The group's nodes' names.
@@ -427,10 +457,7 @@ async fn safe_to_evict_scale_down_disabled_and_pdbs_keep_nodes() -> Result<()> {
             "pdb/budgeted",
         ],
     )?;
-    eventually("back to 3 nodes", Duration::from_secs(120), || async {
-        Ok((desired(env)? == 3 && group_nodes(&nodes).await? == 3).then_some(()))
-    })
-    .await?;
+    back_to_three(env, &nodes).await?;
     ns.cleanup().await?;
     Ok(())
 }
@@ -502,10 +529,7 @@ async fn a_group_at_its_maximum_says_so() -> Result<()> {
             file.to_str().context("path")?,
         ],
     )?;
-    eventually("back to 3 nodes", Duration::from_secs(120), || async {
-        Ok((desired(env)? == 3 && group_nodes(&nodes).await? == 3).then_some(()))
-    })
-    .await?;
+    back_to_three(env, &nodes).await?;
     ns.cleanup().await?;
     Ok(())
 }
@@ -532,22 +556,7 @@ async fn a_killed_autoscaler_finishes_the_scale_in_cleanly() -> Result<()> {
     eventually(
         "a node tainted for deletion",
         Duration::from_secs(90),
-        || async {
-            let tainted = nodes
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .any(|n| {
-                    n.spec
-                        .as_ref()
-                        .and_then(|s| s.taints.as_ref())
-                        .is_some_and(|ts| {
-                            ts.iter().any(|t| t.key == "ToBeDeletedByClusterAutoscaler")
-                        })
-                });
-            Ok(tainted.then_some(()))
-        },
+        || async { Ok((!tainted_for_deletion(&nodes).await?.is_empty()).then_some(())) },
     )
     .await?;
     drop(ca);
@@ -558,34 +567,12 @@ async fn a_killed_autoscaler_finishes_the_scale_in_cleanly() -> Result<()> {
         || async {
             let d = desired(env)?;
             let n = group_nodes(&nodes).await?;
-            let live = env.aws(&[
-                "ec2",
-                "describe-instances",
-                "--filters",
-                &format!("Name=tag:aws:autoscaling:groupName,Values={GROUP}"),
-                "Name=instance-state-name,Values=pending,running",
-                "--query",
-                "length(Reservations[].Instances[])",
-                "--output",
-                "text",
-            ])?;
-            Ok((d == 3 && n == 3 && live.trim() == "3").then_some(()))
+            let live = live_instances(env)?;
+            Ok((d == 3 && n == 3 && live == "3").then_some(()))
         },
     )
     .await?;
-    let tainted: Vec<String> = nodes
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|n| {
-            n.spec
-                .as_ref()
-                .and_then(|s| s.taints.as_ref())
-                .is_some_and(|ts| ts.iter().any(|t| t.key == "ToBeDeletedByClusterAutoscaler"))
-        })
-        .filter_map(|n| n.metadata.name.clone())
-        .collect();
+    let tainted = tainted_for_deletion(&nodes).await?;
     assert!(tainted.is_empty(), "left tainted: {tainted:?}");
     ns.cleanup().await?;
     Ok(())
