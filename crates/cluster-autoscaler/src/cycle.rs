@@ -2,7 +2,7 @@
 //! cluster, stop if too many nodes are unready, give back instances that
 //! never registered, scale up, scale down, write the status.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use crate::{Ctx, Error, scaledown, scaleup, snapshot, status};
 
@@ -12,7 +12,7 @@ use crate::{Ctx, Error, scaledown, scaleup, snapshot, status};
 const MAX_UNREADY_SHARE: f64 = 0.45;
 const OK_UNREADY_COUNT: i64 = 3;
 
-pub async fn run_once(ctx: &Ctx) -> Result<(), Error> {
+pub async fn run_once(ctx: &Arc<Ctx>) -> Result<(), Error> {
     let groups = ctx.provider.groups().await?;
     let snap = snapshot::take(ctx, groups);
     let m = &ctx.metrics;

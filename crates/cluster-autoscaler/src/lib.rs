@@ -14,6 +14,7 @@
 //! status ConfigMap ([`status`]).
 
 mod cycle;
+pub mod facts;
 pub mod groups;
 mod metrics;
 mod scaledown;
@@ -63,7 +64,8 @@ pub struct Args {
     /// (groups declared in the kwok provider's ConfigMaps).
     #[arg(long, default_value = "aws", value_parser = ["aws", "kwok"])]
     pub cloud_provider: String,
-    /// `asg:tag=<key>[,<key>...]`: Auto Scaling groups carrying every key.
+    /// `asg:tag=<key>[=<value>][,<key>...]`: Auto Scaling groups carrying
+    /// every key (with the value, where one is given).
     #[arg(long)]
     pub node_group_auto_discovery: Vec<String>,
     /// `<min>:<max>:<name>`: a node group by name.
@@ -112,6 +114,9 @@ pub struct Args {
     pub scale_down_unneeded_time: Duration,
     #[arg(long, default_value = "20m", value_parser = parse_duration)]
     pub scale_down_unready_time: Duration,
+    /// Unready nodes may be removed (after `--scale-down-unready-time`).
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = go_bool)]
+    pub scale_down_unready_enabled: bool,
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub scale_down_delay_after_add: Duration,
     /// Default: the scan interval.
@@ -125,6 +130,18 @@ pub struct Args {
     pub skip_nodes_with_system_pods: bool,
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = go_bool)]
     pub ignore_daemonsets_utilization: bool,
+    /// Pods of controllers other than ReplicaSet, ReplicationController,
+    /// Job and StatefulSet keep their node.
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = go_bool)]
+    pub skip_nodes_with_custom_controller_pods: bool,
+    /// A kube-system pod without a PodDisruptionBudget stops keeping its
+    /// node once it is older than this (upstream's spelling).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub blocking_system_pod_distruption_timeout: Duration,
+    /// Labels ignored, in addition to the usual ones, when telling similar
+    /// node groups (`--balance-similar-node-groups`); repeatable.
+    #[arg(long)]
+    pub balancing_ignore_label: Vec<String>,
     /// Most seconds a pod gets to terminate when its node is drained.
     #[arg(long, default_value_t = 600)]
     pub max_graceful_termination_sec: i64,
@@ -172,10 +189,14 @@ pub struct Args {
 /// What the flags mean, checked once.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub discovery: Vec<Vec<String>>,
+    /// One tag key -> value map (`""`: any value) per discovery spec.
+    pub discovery: Vec<BTreeMap<String, String>>,
     pub static_groups: Vec<flags::StaticGroup>,
     pub expanders: Vec<Expander>,
     pub limits: Limits,
+    /// `--cores-total` and `--memory-total` minimums: scale-down stops there.
+    pub min_cores: i64,
+    pub min_memory_gib: i64,
     pub scale_down: ScaleDownConfig,
 }
 
@@ -201,8 +222,8 @@ impl Args {
         }
         let expanders =
             Expander::parse_list(&self.expander).map_err(|e| format!("--expander: {e}"))?;
-        let (_, max_cores) = flags::parse_range("cores-total", &self.cores_total)?;
-        let (_, max_memory) = flags::parse_range("memory-total", &self.memory_total)?;
+        let (min_cores, max_cores) = flags::parse_range("cores-total", &self.cores_total)?;
+        let (min_memory, max_memory) = flags::parse_range("memory-total", &self.memory_total)?;
         if !(0.0..=1.0).contains(&self.scale_down_utilization_threshold) {
             return Err(format!(
                 "--scale-down-utilization-threshold {}: must be between 0 and 1",
@@ -218,11 +239,16 @@ impl Args {
                 max_cores,
                 max_memory_gib: max_memory,
             },
+            min_cores,
+            min_memory_gib: min_memory,
             scale_down: ScaleDownConfig {
                 threshold: self.scale_down_utilization_threshold,
                 skip_local_storage: self.skip_nodes_with_local_storage,
                 skip_system_pods: self.skip_nodes_with_system_pods,
                 ignore_daemonsets_utilization: self.ignore_daemonsets_utilization,
+                skip_custom_controller_pods: self.skip_nodes_with_custom_controller_pods,
+                blocking_system_pod_timeout: self.blocking_system_pod_distruption_timeout,
+                unready_enabled: self.scale_down_unready_enabled,
             },
         })
     }
@@ -326,7 +352,7 @@ impl Ctx {
 }
 
 /// Runs one loop, then again after the scan interval.
-async fn reconcile(ctx: &Ctx) -> Result<Action, Error> {
+async fn reconcile(ctx: &Arc<Ctx>) -> Result<Action, Error> {
     // A burst of pod changes runs the loop at most once a second.
     let now = Instant::now();
     if let Some(last) = *ctx.last_loop.locked()
@@ -492,10 +518,13 @@ mod tests {
         let s = a.settings().unwrap();
         assert_eq!(
             s.discovery,
-            [vec![
-                "k8s.io/cluster-autoscaler/enabled".to_string(),
-                "k8s.io/cluster-autoscaler/demo".to_string()
-            ]]
+            [BTreeMap::from([
+                (
+                    "k8s.io/cluster-autoscaler/enabled".to_string(),
+                    String::new()
+                ),
+                ("k8s.io/cluster-autoscaler/demo".to_string(), String::new())
+            ])]
         );
         assert!(!a.skip_nodes_with_local_storage);
         assert!(a.balance_similar_node_groups);

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, EvictParams, Patch, PatchParams},
+    runtime::reflector::ObjectRef,
 };
 use outrigger_node_groups::{
     scaledown::{self, Found, Removal},
@@ -34,6 +35,11 @@ use crate::{Ctx, Error, scaleup::status_ref, snapshot::Snapshot};
 const MAX_SOFT_TAINTS: usize = 10;
 /// How long evictions are retried (upstream's `--max-pod-eviction-time`).
 const MAX_EVICTION_TIME: Duration = Duration::from_secs(120);
+
+/// A node from the cache, by name (a hash look-up).
+fn node_named(ctx: &Ctx, name: &str) -> Option<Arc<Node>> {
+    ctx.nodes.get(&ObjectRef::new(name))
+}
 
 fn taints_of(n: &Node) -> Vec<Taint> {
     n.spec
@@ -103,14 +109,17 @@ pub async fn clean_up_taints(ctx: &Ctx) {
 /// Finds the unneeded nodes, keeps their timers and soft taints, and
 /// removes those whose time has come (unless a scale-up, a removal or a
 /// failure was too recent). Returns what it found, for the status.
-pub async fn run(ctx: &Ctx, snap: &Snapshot, scaled_up_now: bool) -> Result<Found, Error> {
+pub async fn run(ctx: &Arc<Ctx>, snap: &Snapshot, scaled_up_now: bool) -> Result<Found, Error> {
     let registered = snap.facts.len();
+    let start = Instant::now();
     let found = scaledown::find_unneeded(
         &snap.nodes[..registered],
         &snap.facts,
         &snap.groups,
         &ctx.settings.scale_down,
     );
+    ctx.metrics
+        .observe("findUnneeded", start.elapsed().as_secs_f64());
     ctx.metrics.unneeded_nodes.set(found.unneeded.len() as i64);
     // Timers: kept from the last loop, else from the soft taint's value
     // (a restart), else now.
@@ -127,8 +136,7 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot, scaled_up_now: bool) -> Result<Foun
         for u in &found.unneeded {
             let name = &snap.facts[u.node].name;
             let t = *mem.unneeded.entry(name.clone()).or_insert_with(|| {
-                ctx.nodes
-                    .find(|n| n.name_any() == *name)
+                node_named(ctx, name)
                     .and_then(|n| {
                         taints_of(&n)
                             .into_iter()
@@ -149,7 +157,7 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot, scaled_up_now: bool) -> Result<Foun
     let mut added = 0;
     for (i, f) in snap.facts.iter().enumerate() {
         let unneeded = found.unneeded.iter().any(|u| u.node == i);
-        let has = ctx.nodes.find(|n| n.name_any() == f.name).is_some_and(|n| {
+        let has = node_named(ctx, &f.name).is_some_and(|n| {
             taints_of(&n)
                 .iter()
                 .any(|t| t.key == DELETION_CANDIDATE_TAINT)
@@ -214,7 +222,9 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot, scaled_up_now: bool) -> Result<Foun
         &deleting,
         &Removal {
             unneeded_time: ctx.args.scale_down_unneeded_time,
+            unready_time: ctx.args.scale_down_unready_time,
             max_empty_bulk: ctx.args.max_empty_bulk_delete,
+            left_above_min: left_above_minimums(ctx, snap),
         },
     );
     for i in empty {
@@ -267,22 +277,44 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot, scaled_up_now: bool) -> Result<Foun
             snap.groups[g].id.clone(),
             snap.provider_ids[i].clone(),
         );
-        match drain_and_remove(ctx, &node, &group, &pid).await {
-            Ok(()) => {
-                ctx.metrics
-                    .scaled_down_nodes
-                    .get_or_create(&vec![("reason".to_string(), "underutilized".to_string())])
-                    .inc();
-                done(ctx);
+        // The drain runs on its own (evictions wait for PDBs and grace
+        // periods); the loop goes on meanwhile, counting the node as being
+        // deleted, and starts no other removal until it ends.
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            match drain_and_remove(&ctx, &node, &group, &pid).await {
+                Ok(()) => {
+                    ctx.metrics
+                        .scaled_down_nodes
+                        .get_or_create(&vec![("reason".to_string(), "underutilized".to_string())])
+                        .inc();
+                    done(&ctx);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %node, error = %e, "scale-down failed");
+                    fail(&ctx, &node, &e).await;
+                }
             }
-            Err(e) => {
-                tracing::warn!(node = %node, error = %e, "scale-down failed");
-                fail(ctx, &node, &e).await;
-            }
-        }
-        ctx.memory.locked().draining = None;
+            ctx.memory.locked().draining = None;
+            // The next loop need not wait for the scan interval.
+            ctx.queue.add(crate::Key::Loop);
+        });
     }
     Ok(found)
+}
+
+/// What the `--cores-total` / `--memory-total` minimums leave to remove:
+/// the capacity of the nodes not being deleted, less the minimum.
+fn left_above_minimums(ctx: &Ctx, snap: &Snapshot) -> (Option<i64>, Option<i64>) {
+    let live = snap.facts.iter().filter(|f| !f.deleting);
+    let (cpu, mem) = live.fold((0i64, 0i64), |(c, m), f| {
+        (c + f.capacity.cpu_millis, m + f.capacity.memory_bytes)
+    });
+    let s = &ctx.settings;
+    (
+        (s.min_cores > 0).then(|| cpu - s.min_cores * 1000),
+        (s.min_memory_gib > 0).then(|| mem - (s.min_memory_gib << 30)),
+    )
 }
 
 fn done(ctx: &Ctx) {
@@ -295,7 +327,7 @@ fn done(ctx: &Ctx) {
 async fn fail(ctx: &Ctx, node: &str, why: &str) {
     ctx.memory.locked().last_failure = Some(Instant::now());
     let _ = set_taint(ctx, node, TO_BE_DELETED_TAINT, None).await;
-    if let Some(n) = ctx.nodes.find(|n| n.name_any() == node) {
+    if let Some(n) = node_named(ctx, node) {
         ctx.events
             .warning(
                 n.as_ref(),
@@ -317,7 +349,7 @@ async fn remove(ctx: &Ctx, node: &str, group: &str, provider_id: &str) -> Result
     )
     .await?;
     tracing::info!("Successfully added ToBeDeletedTaint on node {node}");
-    if let Some(n) = ctx.nodes.find(|n| n.name_any() == node) {
+    if let Some(n) = node_named(ctx, node) {
         ctx.events
             .normal(n.as_ref(), SCALE_DOWN, "ScaleDown", NODE_MARKED.to_string())
             .await;
@@ -356,7 +388,7 @@ async fn drain_and_remove(
     .await
     .map_err(|e| e.to_string())?;
     tracing::info!("Successfully added ToBeDeletedTaint on node {node}");
-    if let Some(n) = ctx.nodes.find(|n| n.name_any() == node) {
+    if let Some(n) = node_named(ctx, node) {
         ctx.events
             .normal(n.as_ref(), SCALE_DOWN, "ScaleDown", NODE_MARKED.to_string())
             .await;

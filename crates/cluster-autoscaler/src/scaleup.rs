@@ -13,13 +13,17 @@ use std::{
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::EventType;
 use outrigger_node_groups::{
+    balance::{Comparator, Ratios, Shape, balance_scale_up, find_similar},
     expander,
     group::NodeGroup,
     scaleup::{self, Input, Totals},
     upstream,
 };
 use outrigger_runtime::sync::LockExt;
-use outrigger_scheduling::model::{LABEL_HOSTNAME, LABEL_REGION, LABEL_ZONE};
+use outrigger_scheduling::{
+    model::{Pod, untolerated},
+    resources::Resources,
+};
 
 use crate::{Ctx, Error, snapshot::Snapshot};
 
@@ -35,6 +39,17 @@ pub fn status_ref(ctx: &Ctx) -> ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("ConfigMap".into()),
         name: Some(ctx.args.status_config_map_name.clone()),
+        namespace: Some(ctx.args.namespace.clone()),
+        ..Default::default()
+    }
+}
+
+/// The priority expander's ConfigMap, for the warnings upstream puts on it.
+fn priority_ref(ctx: &Ctx) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some(upstream::PRIORITY_CONFIGMAP.into()),
         namespace: Some(ctx.args.namespace.clone()),
         ..Default::default()
     }
@@ -145,51 +160,76 @@ fn same_instance(a: &str, b: &str) -> bool {
     a == b || (a.rsplit('/').next() == b.rsplit('/').next() && a.contains('/') && b.contains('/'))
 }
 
-/// Labels that differ between otherwise similar groups.
-fn similar_labels(g: &NodeGroup) -> Option<(String, BTreeMap<String, String>)> {
-    let t = g.template.as_ref()?;
-    let mut l = t.labels.clone();
-    for k in [
-        LABEL_ZONE,
-        LABEL_REGION,
-        LABEL_HOSTNAME,
-        "eks.amazonaws.com/nodegroup",
-        "kwok-nodegroup",
-    ] {
-        l.remove(k);
+/// The label the kwok provider names a node's group with.
+const KWOK_GROUP_LABEL: &str = "kwok-nodegroup";
+
+/// How groups are compared for `--balance-similar-node-groups`: AWS's
+/// comparator for Auto Scaling groups. For kwok groups, the generic one
+/// also ignoring the kwok group label, deliberately: upstream's generic
+/// comparator compares it, so kwok groups would never be similar.
+/// `--balancing-ignore-label` adds to the labels ignored.
+fn comparator(cloud_provider: &str, ignore: &[String]) -> Comparator {
+    let mut extra: Vec<&str> = ignore.iter().map(|s| s.as_str()).collect();
+    if cloud_provider == "kwok" {
+        extra.push(KWOK_GROUP_LABEL);
+        Comparator::generic(&extra, Ratios::default())
+    } else {
+        Comparator::aws(&extra, Ratios::default())
     }
-    Some((t.instance_type.clone(), l))
 }
 
-/// `nodes` new nodes for `chosen`, spread over the groups similar to it
-/// (same instance type and labels but the zone), the smallest first.
+/// A group's template as the comparison sees it: the daemonsets that
+/// would run on a new node count as requested.
+fn shape(g: &NodeGroup, daemonsets: &[Pod]) -> Option<Shape> {
+    let t = g.template.as_ref()?;
+    let requested = Resources::sum(
+        daemonsets
+            .iter()
+            .filter(|d| untolerated(&t.taints, &d.tolerations, false).is_none())
+            .filter(|d| d.matches_node(&t.labels))
+            .map(|d| &d.requests),
+    );
+    Some(Shape {
+        labels: t.labels.clone(),
+        capacity: t.capacity.clone(),
+        allocatable: t.allocatable.clone(),
+        requested,
+    })
+}
+
+/// `nodes` new nodes for `chosen`, split over it and the groups similar to
+/// it that are not backing off and whose nodes the chosen option's `pods`
+/// could go to (selectors and taints), the smallest first (group index ->
+/// nodes to add).
 fn balance(
+    comparator: &Comparator,
     groups: &[NodeGroup],
+    daemonsets: &[Pod],
     chosen: usize,
     nodes: i64,
     backoff: &BTreeSet<usize>,
+    pods: &[&Pod],
 ) -> BTreeMap<usize, i64> {
-    let key = similar_labels(&groups[chosen]);
-    let similar: Vec<usize> = groups
-        .iter()
-        .enumerate()
-        .filter(|(i, g)| {
-            *i == chosen || (!backoff.contains(i) && key.is_some() && similar_labels(g) == key)
+    let shapes: Vec<Option<Shape>> = groups.iter().map(|g| shape(g, daemonsets)).collect();
+    let takes_pods = |g: &NodeGroup| {
+        g.template.as_ref().is_some_and(|t| {
+            pods.iter().all(|p| {
+                p.matches_node(&t.labels) && untolerated(&t.taints, &p.tolerations, false).is_none()
+            })
         })
-        .map(|(i, _)| i)
-        .collect();
-    let mut add: BTreeMap<usize, i64> = BTreeMap::new();
-    for _ in 0..nodes {
-        let next = similar
-            .iter()
-            .filter(|i| groups[**i].target + add.get(i).copied().unwrap_or(0) < groups[**i].max)
-            .min_by_key(|i| (groups[**i].target + add.get(i).copied().unwrap_or(0), **i));
-        match next {
-            Some(i) => *add.entry(*i).or_insert(0) += 1,
-            None => break,
-        }
-    }
-    add
+    };
+    let mut set: Vec<(usize, i64, i64)> = vec![(chosen, groups[chosen].target, groups[chosen].max)];
+    set.extend(
+        find_similar(comparator, &shapes, chosen)
+            .into_iter()
+            .filter(|i| !backoff.contains(i) && takes_pods(&groups[*i]))
+            .map(|i| (i, groups[i].target, groups[i].max)),
+    );
+    balance_scale_up(&set, nodes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.group, i.new - i.current))
+        .collect()
 }
 
 /// Pseudo-random tie breaking for the `random` expander.
@@ -225,6 +265,21 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
     };
     let pods: Vec<_> = snap.pending.iter().map(|(_, m)| m.clone()).collect();
     let upcoming: i64 = snap.upcoming.values().sum();
+    // Against --cores-total and --memory-total, as upstream: each group's
+    // target size times its template, and the nodes of no group (or of a
+    // group without a template) on their own.
+    let others = snap
+        .nodes
+        .iter()
+        .zip(&snap.provider_ids)
+        .filter(|(_, pid)| {
+            snap.groups
+                .iter()
+                .find(|g| g.has(pid))
+                .is_none_or(|g| g.template.is_none())
+        })
+        .map(|(n, _)| &n.allocatable);
+    let totals = Totals::of_groups(&snap.groups, others, snap.total_nodes + upcoming);
     let plan = scaleup::estimate(&Input {
         pods: &pods,
         nodes: &snap.nodes,
@@ -232,11 +287,7 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
         backoff: &backoff,
         daemonsets: &snap.daemonsets,
         limits: ctx.settings.limits,
-        totals: Totals {
-            nodes: snap.total_nodes + upcoming,
-            cpu_millis: snap.total_cpu_millis,
-            memory_bytes: snap.total_memory_bytes,
-        },
+        totals,
     });
     // Pods nothing helps: say why, once in a while.
     for (p, reasons) in &plan.not_helped {
@@ -268,15 +319,53 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
     let Some(choice) = expander::choose(
         &ctx.settings.expanders,
         &plan.options,
-        &snap.groups,
-        &priorities,
+        &expander::Context {
+            groups: &snap.groups,
+            priorities: &priorities,
+            cluster_nodes: usize::try_from(snap.total_nodes).unwrap_or(0),
+            pricing: expander::PodPricing::default(),
+        },
         pick,
     ) else {
         return Ok(false);
     };
+    // The priority expander warns on its ConfigMap of each option's group
+    // no priority matches.
+    if ctx
+        .settings
+        .expanders
+        .contains(&expander::Expander::Priority)
+        && !priorities.is_empty()
+    {
+        let ids = plan
+            .options
+            .iter()
+            .filter_map(|o| snap.groups.get(o.group))
+            .map(|g| g.id.as_str());
+        for g in priorities.unmatched(ids) {
+            ctx.events
+                .publish(
+                    priority_ref(ctx),
+                    EventType::Warning,
+                    expander::PRIORITY_NOT_MATCHED_REASON,
+                    "ScaleUp",
+                    expander::not_matched_message(g),
+                )
+                .await;
+        }
+    }
     let best = &plan.options[choice];
     let adds = if ctx.args.balance_similar_node_groups {
-        balance(&snap.groups, best.group, best.nodes, &backoff)
+        let chosen_pods: Vec<&Pod> = best.pods.iter().map(|p| &pods[*p]).collect();
+        balance(
+            &comparator(&ctx.args.cloud_provider, &ctx.args.balancing_ignore_label),
+            &snap.groups,
+            &snap.daemonsets,
+            best.group,
+            best.nodes,
+            &backoff,
+            &chosen_pods,
+        )
     } else {
         BTreeMap::from([(best.group, best.nodes)])
     };
@@ -345,12 +434,19 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
 mod tests {
     use super::*;
     use outrigger_node_groups::group::Template;
-    use outrigger_scheduling::resources::Resources;
+    use outrigger_scheduling::model::{LABEL_ZONE, Labels};
 
     fn group(id: &str, zone: &str, target: i64, max: i64) -> NodeGroup {
-        let mut labels = outrigger_scheduling::model::Labels::new();
+        let mut labels = Labels::new();
         labels.insert(LABEL_ZONE.into(), zone.into());
         labels.insert("node.kubernetes.io/instance-type".into(), "m5.large".into());
+        labels.insert(KWOK_GROUP_LABEL.into(), id.into());
+        let r = Resources {
+            cpu_millis: 2000,
+            memory_bytes: 8 << 30,
+            pods: 29,
+            ..Default::default()
+        };
         NodeGroup {
             id: id.into(),
             min: 0,
@@ -361,8 +457,8 @@ mod tests {
                 instance_type: "m5.large".into(),
                 labels,
                 taints: vec![],
-                capacity: Resources::default(),
-                allocatable: Resources::default(),
+                capacity: r.clone(),
+                allocatable: r,
                 price: None,
             }),
         }
@@ -375,11 +471,29 @@ mod tests {
             group("b", "z2", 1, 10),
             group("c", "z3", 2, 3),
         ];
-        let add = balance(&groups, 0, 5, &BTreeSet::new());
+        let kwok = comparator("kwok", &[]);
+        let add = balance(&kwok, &groups, &[], 0, 5, &BTreeSet::new(), &[]);
         // b: 1 -> 4, c: 2 -> 3 (its max), a: 3 -> 4.
         assert_eq!(add, BTreeMap::from([(0, 1), (1, 3), (2, 1)]));
         // A group in backoff is left out.
-        let add = balance(&groups, 0, 2, &BTreeSet::from([1]));
+        let add = balance(&kwok, &groups, &[], 0, 2, &BTreeSet::from([1]), &[]);
         assert_eq!(add, BTreeMap::from([(0, 1), (2, 1)]));
+        // With AWS's comparator the kwok group label tells them apart.
+        let add = balance(
+            &comparator("aws", &[]),
+            &groups,
+            &[],
+            0,
+            2,
+            &BTreeSet::new(),
+            &[],
+        );
+        assert_eq!(add, BTreeMap::from([(0, 2)]));
+        // A group whose nodes the pods cannot go to is left out.
+        let mut p = Pod::new("default", "p", Resources::default());
+        p.node_selector.insert(LABEL_ZONE.into(), "z1".into());
+        let g2 = vec![group("a", "z1", 3, 10), group("b", "z2", 1, 10)];
+        let add = balance(&kwok, &g2, &[], 0, 2, &BTreeSet::new(), &[&p]);
+        assert_eq!(add, BTreeMap::from([(0, 2)]));
     }
 }

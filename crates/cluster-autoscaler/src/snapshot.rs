@@ -5,19 +5,16 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use k8s_openapi::api::{core::v1::Pod, policy::v1::PodDisruptionBudget};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use outrigger_node_groups::{
     group::{NodeGroup, Template},
-    scaledown::{NodeFacts, PodFacts},
-    upstream::{
-        SAFE_TO_EVICT, SAFE_TO_EVICT_LOCAL_VOLUMES, SCALE_DOWN_DISABLED, TO_BE_DELETED_TAINT,
-    },
+    scaledown::NodeFacts,
 };
 use outrigger_scheduling::{model, resources::Resources};
 use outrigger_scheduling_kube as kube_model;
 
-use crate::Ctx;
+use crate::{Ctx, facts};
 
 pub struct Snapshot {
     /// Pending pods that may trigger a scale-up, and their models.
@@ -43,13 +40,6 @@ pub struct Snapshot {
     pub total_memory_bytes: i64,
 }
 
-fn ready(n: &k8s_openapi::api::core::v1::Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn priority(p: &Pod) -> i32 {
     p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
 }
@@ -69,77 +59,12 @@ fn pending_for(p: &Pod) -> Duration {
         .unwrap_or_default()
 }
 
-/// The pod's local-storage volumes (hostPath, emptyDir not in memory).
-fn local_volumes(p: &Pod) -> Vec<String> {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .map(|vs| {
-            vs.iter()
-                .filter(|v| {
-                    v.host_path.is_some()
-                        || v.empty_dir
-                            .as_ref()
-                            .is_some_and(|e| e.medium.as_deref() != Some("Memory"))
-                })
-                .map(|v| v.name.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn pod_facts(p: &Pod, pdbs: &[Arc<PodDisruptionBudget>]) -> PodFacts {
-    let ns = p.namespace().unwrap_or_default();
-    let labels = p.labels().clone();
-    let matching: Vec<&Arc<PodDisruptionBudget>> = pdbs
-        .iter()
-        .filter(|b| b.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|b| {
-            b.spec
-                .as_ref()
-                .and_then(|s| s.selector.as_ref())
-                .is_some_and(|sel| outrigger_values::selector::selects(sel, &labels))
-        })
-        .collect();
-    let annotations = p.annotations();
-    PodFacts {
-        key: kube_model::key(p),
-        namespace: ns,
-        requests: p
-            .spec
-            .as_ref()
-            .and_then(|s| kube_model::effective_requests(s).ok())
-            .unwrap_or_default(),
-        daemon: kube_model::is_daemon(p),
-        mirror: annotations.contains_key("kubernetes.io/config.mirror"),
-        controller: p
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true))
-            .map(|o| o.kind.clone()),
-        safe_to_evict: annotations.get(SAFE_TO_EVICT).map(|v| v == "true"),
-        local_volumes: local_volumes(p),
-        safe_local_volumes: annotations
-            .get(SAFE_TO_EVICT_LOCAL_VOLUMES)
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-            .unwrap_or_default(),
-        has_pdb: !matching.is_empty(),
-        pdb_blocks: matching.iter().any(|b| {
-            b.status
-                .as_ref()
-                .is_some_and(|s| s.disruptions_allowed <= 0)
-        }),
-        terminal: !kube_model::is_active(p),
-    }
-}
-
 /// Builds the loop's view. `groups` come from the provider; a group with a
 /// ready node takes its template from that node.
 pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
     let all_pods = ctx.pods.state();
     let pdbs = ctx.pdbs.state();
+    let now = jiff::Timestamp::now();
     let cutoff = ctx.args.expendable_pods_priority_cutoff;
     let delay = ctx.args.new_pod_scale_up_delay;
     let mut pending = vec![];
@@ -188,7 +113,7 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
     let mut templates: BTreeMap<usize, Template> = BTreeMap::new();
     for n in ctx.nodes.state() {
         snap.total_nodes += 1;
-        let is_ready = ready(&n);
+        let is_ready = facts::ready(&n);
         if is_ready {
             snap.ready_nodes += 1;
         } else {
@@ -231,19 +156,10 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
                 }
             }
         }
-        let deleting = n.metadata.deletion_timestamp.is_some()
-            || m.taints.iter().any(|t| t.key == TO_BE_DELETED_TAINT);
+        let mine: Vec<&Pod> = mine.iter().map(|p| p.as_ref()).collect();
         snap.facts.push(NodeFacts {
-            name: n.name_any(),
             group,
-            ready: is_ready,
-            scale_down_disabled: n
-                .annotations()
-                .get(SCALE_DOWN_DISABLED)
-                .is_some_and(|v| v == "true"),
-            deleting,
-            allocatable: m.allocatable.clone(),
-            pods: mine.iter().map(|p| pod_facts(p, &pdbs)).collect(),
+            ..facts::node_facts(&n, &mine, &pdbs, now)
         });
         snap.provider_ids.push(pid);
         snap.nodes.push(m);

@@ -1,5 +1,7 @@
 //! Cluster Autoscaler's flag values that are small languages of their own.
 
+use std::collections::BTreeMap;
+
 /// A `--nodes=<min>:<max>:<name>` group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticGroup {
@@ -32,25 +34,48 @@ pub fn parse_nodes(s: &str) -> Result<StaticGroup, String> {
     })
 }
 
-/// `--node-group-auto-discovery=asg:tag=<key>[=<value>],<key>...`: the tag
-/// keys a group must carry (values are ignored, as upstream's AWS provider
-/// does).
-pub fn parse_discovery(s: &str) -> Result<Vec<String>, String> {
-    let spec = s
-        .strip_prefix("asg:")
-        .ok_or_else(|| format!("--node-group-auto-discovery {s:?}: only the asg discoverer is served (asg:tag=<key>,...)"))?;
-    let tags = spec.strip_prefix("tag=").ok_or_else(|| {
-        format!("--node-group-auto-discovery {s:?}: expected asg:tag=<key>[,<key>...]")
+/// `--node-group-auto-discovery=asg:tag=<key>[=<value>],<key>...`: the tags
+/// a group must carry, key -> value (`""`: any value), as upstream's AWS
+/// provider reads them (a group matches when it has every key, with the
+/// value where one is given).
+pub fn parse_discovery(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let (discoverer, spec) = s.split_once(':').ok_or_else(|| {
+        format!("--node-group-auto-discovery {s:?}: expected asg:tag=<key>[=<value>][,<key>...]")
     })?;
-    let keys: Vec<String> = tags
-        .split(',')
-        .map(|t| t.split('=').next().unwrap_or("").trim().to_string())
-        .filter(|k| !k.is_empty())
-        .collect();
-    if keys.is_empty() {
-        return Err(format!("--node-group-auto-discovery {s:?}: no tag key"));
+    if discoverer != "asg" {
+        return Err(format!(
+            "--node-group-auto-discovery {s:?}: unsupported discoverer {discoverer:?}, only asg is served (asg:tag=<key>,...)"
+        ));
     }
-    Ok(keys)
+    let (param, tags) = spec.split_once('=').ok_or_else(|| {
+        format!("--node-group-auto-discovery {s:?}: expected asg:tag=<key>[=<value>][,<key>...]")
+    })?;
+    if param != "tag" {
+        return Err(format!(
+            "--node-group-auto-discovery {s:?}: unsupported parameter {param:?}, the only one is tag"
+        ));
+    }
+    let tags: BTreeMap<String, String> = tags
+        .split(',')
+        .map(|t| {
+            let (k, v) = t.split_once('=').unwrap_or((t, ""));
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
+    if tags.is_empty() {
+        return Err(format!(
+            "--node-group-auto-discovery {s:?}: no tag key (asg:tag=<key>,...)"
+        ));
+    }
+    Ok(tags)
+}
+
+/// Whether a group's tags match a discovery spec: every key, with its
+/// value where the spec gives one.
+pub fn discovery_matches(spec: &BTreeMap<String, String>, tags: &BTreeMap<String, String>) -> bool {
+    spec.iter()
+        .all(|(k, v)| tags.get(k).is_some_and(|t| v.is_empty() || t == v))
 }
 
 /// `<min>:<max>` (`--cores-total`, `--memory-total`).
@@ -91,12 +116,15 @@ mod tests {
                 "asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/demo"
             )
             .unwrap(),
-            [
-                "k8s.io/cluster-autoscaler/enabled",
-                "k8s.io/cluster-autoscaler/demo"
-            ]
+            BTreeMap::from([
+                ("k8s.io/cluster-autoscaler/enabled".into(), String::new()),
+                ("k8s.io/cluster-autoscaler/demo".into(), String::new())
+            ])
         );
-        assert_eq!(parse_discovery("asg:tag=a=b").unwrap(), ["a"]);
+        assert_eq!(
+            parse_discovery("asg:tag=a=b").unwrap(),
+            BTreeMap::from([("a".into(), "b".into())])
+        );
         assert!(
             parse_discovery("mig:namePrefix=x")
                 .unwrap_err()

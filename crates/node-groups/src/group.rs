@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use outrigger_scheduling::{
     eks::{self, Ec2Shape},
     model::{
-        CAPACITY_ON_DEMAND, InstanceType, LABEL_CAPACITY_TYPE, LABEL_HOSTNAME, LABEL_INSTANCE_TYPE,
-        LABEL_ZONE, Labels, Offering, Taint, TaintEffect,
+        CAPACITY_ON_DEMAND, InstanceType, LABEL_ARCH, LABEL_CAPACITY_TYPE, LABEL_HOSTNAME,
+        LABEL_INSTANCE_TYPE, LABEL_OS, LABEL_REGION, LABEL_ZONE, Labels, Offering, Taint,
+        TaintEffect,
     },
     requirements::{Operator, Requirement, Requirements},
     resources::Resources,
@@ -94,11 +95,17 @@ impl Template {
         }
     }
 
-    /// A template for a group with no node: its instance type's shape (the
-    /// first type of a mixed-instances group), EKS's allocatable, the
-    /// well-known labels, the group's first zone, and what the group's
-    /// `node-template` tags add: labels, taints (`value:Effect`) and
-    /// resources (which replace the computed capacity and allocatable).
+    /// A template for a group with no node, as upstream's AWS provider
+    /// builds one: its instance type's shape (the first type of a
+    /// mixed-instances group) with EKS's allocatable (upstream: allocatable
+    /// = capacity, 110 pods), the generic labels (arch, os, instance type,
+    /// zone, region, the EBS CSI driver's zone; no hostname: a template is
+    /// no node), then what the group's tags add: `eks:<name>` tags as
+    /// `<name>` labels, `node-template/label/` labels, `node-template/taint/`
+    /// taints (`value:Effect`) and `node-template/resources/` quantities
+    /// (which replace capacity and allocatable). Tags upstream ignores (a
+    /// taint without a known effect, a quantity that does not parse) are
+    /// skipped ([`skipped_tags`] names them); the error is kept for callers.
     pub fn from_tags(
         shape: &Ec2Shape,
         zone: Option<&str>,
@@ -107,32 +114,29 @@ impl Template {
     ) -> Result<Self, String> {
         let it = eks::instance_type(shape, &eks::Kubelet::default(), vec![]);
         let mut labels: Labels = it.requirements.single_values();
-        labels.insert("kubernetes.io/os".into(), "linux".into());
+        labels.insert(LABEL_ARCH.into(), shape.arch.clone());
+        labels.insert(LABEL_OS.into(), "linux".into());
+        labels.insert(LABEL_INSTANCE_TYPE.into(), shape.name.clone());
         labels.insert(LABEL_CAPACITY_TYPE.into(), CAPACITY_ON_DEMAND.into());
         if let Some(z) = zone {
             labels.insert(LABEL_ZONE.into(), z.to_string());
-            labels.insert("topology.kubernetes.io/region".into(), region_of(z));
+            labels.insert(LABEL_EBS_CSI_ZONE.into(), z.to_string());
+            labels.insert(LABEL_REGION.into(), region_of(z));
         }
         labels.extend(extra_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut taints = vec![];
+        labels.extend(labels_from_tags(tags));
         let mut capacity = it.capacity.clone();
         let mut allocatable = it.allocatable();
-        for (k, v) in tags {
-            if let Some(l) = k.strip_prefix(TEMPLATE_LABEL_TAG) {
-                labels.insert(l.to_string(), v.clone());
-            } else if let Some(t) = k.strip_prefix(TEMPLATE_TAINT_TAG) {
-                taints.push(parse_taint(t, v)?);
-            } else if let Some(r) = k.strip_prefix(TEMPLATE_RESOURCES_TAG) {
-                let q =
-                    outrigger_values::Quantity::parse(v).map_err(|e| format!("tag {k}: {e}"))?;
-                capacity.set(r, q).map_err(|e| format!("tag {k}: {e}"))?;
-                allocatable.set(r, q).map_err(|e| format!("tag {k}: {e}"))?;
+        for (r, q) in resources_from_tags(tags) {
+            // Out of range for a node: skipped, as a tag that does not parse.
+            if capacity.set(&r, q).is_ok() {
+                let _ = allocatable.set(&r, q);
             }
         }
         Ok(Self {
             instance_type: shape.name.clone(),
             labels,
-            taints,
+            taints: taints_from_tags(tags),
             capacity,
             allocatable,
             price: Some(eks::on_demand_price(&shape.name, shape.vcpus)),
@@ -178,17 +182,94 @@ impl Template {
     }
 }
 
-/// `us-east-1a` -> `us-east-1`.
+/// The EBS CSI driver's zone label, which upstream puts on templates.
+pub const LABEL_EBS_CSI_ZONE: &str = "topology.ebs.csi.aws.com/zone";
+/// EKS labels a managed node group's nodes with its name.
+pub const LABEL_EKS_NODEGROUP: &str = "eks.amazonaws.com/nodegroup";
+/// The tag EKS puts on a managed node group's Auto Scaling group.
+pub const TAG_EKS_NODEGROUP: &str = "eks:nodegroup-name";
+
+/// `us-east-1a` -> `us-east-1`: the zone but its last letter, as upstream.
 fn region_of(zone: &str) -> String {
-    zone.trim_end_matches(|c: char| c.is_ascii_alphabetic())
-        .to_string()
+    let mut r = zone.to_string();
+    r.pop();
+    r
+}
+
+/// The text after the first `marker` in `key` (up to a second one), as
+/// upstream splits tag keys; `None` when absent or empty.
+fn after<'a>(key: &'a str, marker: &str) -> Option<&'a str> {
+    key.split(marker).nth(1).filter(|s| !s.is_empty())
+}
+
+/// The labels a group's tags give its nodes: `node-template/label/<name>`
+/// tags, and `eks:<name>` tags as `<name>` (upstream's
+/// `nodegroup-name`, `cluster-name`); EKS's own node group label too.
+pub fn labels_from_tags(tags: &BTreeMap<String, String>) -> Labels {
+    let mut out = Labels::new();
+    if let Some(ng) = tags.get(TAG_EKS_NODEGROUP).filter(|v| !v.is_empty()) {
+        out.insert(LABEL_EKS_NODEGROUP.into(), ng.clone());
+    }
+    // `eks:` ones first: a `node-template/label/` tag wins over them.
+    for (k, v) in tags {
+        if !k.contains(TEMPLATE_LABEL_TAG)
+            && let Some(l) = after(k, "eks:")
+        {
+            out.insert(l.to_string(), v.clone());
+        }
+    }
+    for (k, v) in tags {
+        if let Some(l) = after(k, TEMPLATE_LABEL_TAG) {
+            out.insert(l.to_string(), v.clone());
+        }
+    }
+    out
+}
+
+/// The taints a group's `node-template/taint/<key>` tags give its nodes;
+/// values not `value:Effect` with a known effect are skipped, as upstream.
+pub fn taints_from_tags(tags: &BTreeMap<String, String>) -> Vec<Taint> {
+    tags.iter()
+        .filter_map(|(k, v)| parse_taint(after(k, TEMPLATE_TAINT_TAG)?, v).ok())
+        .collect()
+}
+
+/// The quantities of a group's `node-template/resources/<name>` tags;
+/// values that do not parse are skipped, as upstream.
+pub fn resources_from_tags(
+    tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, outrigger_values::Quantity> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            let r = after(k, TEMPLATE_RESOURCES_TAG)?;
+            Some((r.to_string(), outrigger_values::Quantity::parse(v).ok()?))
+        })
+        .collect()
+}
+
+/// The `node-template` taint and resources tags [`Template::from_tags`]
+/// skips, each with why (for a warning).
+pub fn skipped_tags(tags: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = vec![];
+    for (k, v) in tags {
+        if let Some(t) = after(k, TEMPLATE_TAINT_TAG) {
+            if let Err(e) = parse_taint(t, v) {
+                out.push(e);
+            }
+        } else if after(k, TEMPLATE_RESOURCES_TAG).is_some()
+            && let Err(e) = outrigger_values::Quantity::parse(v)
+        {
+            out.push(format!("tag {k}: {e}"));
+        }
+    }
+    out
 }
 
 /// A `node-template/taint/<key>` tag's value: `value:Effect` (or
-/// `:Effect`).
+/// `:Effect`), split at the first colon as upstream.
 pub fn parse_taint(key: &str, value: &str) -> Result<Taint, String> {
     let (v, effect) = value
-        .rsplit_once(':')
+        .split_once(':')
         .ok_or_else(|| format!("taint tag {key}: {value:?} is not value:Effect"))?;
     let effect = TaintEffect::parse(effect).ok_or_else(|| {
         format!(
@@ -258,10 +339,16 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_taint_tag_is_an_error_naming_it() {
+    fn a_bad_taint_tag_is_skipped_and_named() {
         let tags = BTreeMap::from([(format!("{TEMPLATE_TAINT_TAG}x"), "y:Sometimes".to_string())]);
-        let e = Template::from_tags(&m5_large(), None, &tags, &Labels::new()).unwrap_err();
-        assert!(e.contains("taint tag x") && e.contains("Sometimes"), "{e}");
+        let t = Template::from_tags(&m5_large(), None, &tags, &Labels::new()).unwrap();
+        assert!(t.taints.is_empty());
+        let skipped = skipped_tags(&tags);
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].contains("taint tag x") && skipped[0].contains("Sometimes"),
+            "{skipped:?}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`upstream`]: Cluster Autoscaler's annotations, taints, tags, Event
 //!   reasons and messages.
 
+pub mod balance;
 pub mod expander;
 pub mod flags;
 pub mod group;

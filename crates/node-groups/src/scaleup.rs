@@ -13,7 +13,7 @@ use outrigger_scheduling::{
 };
 
 use crate::{
-    group::NodeGroup,
+    group::{NodeGroup, Template},
     upstream::{IN_BACKOFF, MAX_GROUP_SIZE_REACHED, NOT_READY_FOR_SCALE_UP},
 };
 
@@ -35,6 +35,116 @@ pub struct Totals {
     pub memory_bytes: i64,
 }
 
+impl Totals {
+    /// The cluster's totals as upstream counts them against `--cores-total`
+    /// and `--memory-total`: each group's target size times its template's
+    /// capacity (whole cores, rounded up; memory in bytes), plus `others`,
+    /// the capacity of each node outside any group (and of the registered
+    /// nodes of a group without a template). `nodes` is every node, and
+    /// every node asked for that has not registered.
+    pub fn of_groups<'a>(
+        groups: &[NodeGroup],
+        others: impl IntoIterator<Item = &'a Resources>,
+        nodes: i64,
+    ) -> Self {
+        let mut t = Totals {
+            nodes,
+            ..Default::default()
+        };
+        for g in groups {
+            if let Some(tpl) = &g.template
+                && g.target > 0
+            {
+                let d = delta_for_node(tpl);
+                t.cpu_millis += g.target * d.cores * 1000;
+                t.memory_bytes += g.target * d.memory_bytes;
+            }
+        }
+        for r in others {
+            t.cpu_millis += cores(r.cpu_millis) * 1000;
+            t.memory_bytes += r.memory_bytes.max(0);
+        }
+        t
+    }
+}
+
+/// Whole cores, rounded up (a quantity's `Value()`).
+fn cores(cpu_millis: i64) -> i64 {
+    if cpu_millis <= 0 {
+        0
+    } else {
+        (cpu_millis + 999) / 1000
+    }
+}
+
+/// What one more node of a template adds to the cluster's totals: its
+/// capacity's cores (rounded up) and memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub cores: i64,
+    pub memory_bytes: i64,
+}
+
+pub fn delta_for_node(t: &Template) -> Delta {
+    Delta {
+        cores: cores(t.capacity.cpu_millis),
+        memory_bytes: t.capacity.memory_bytes.max(0),
+    }
+}
+
+/// What the cluster's cpu and memory limits leave (`None`: no limit);
+/// nothing when the cluster is at or over a limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Left {
+    pub cores: Option<i64>,
+    pub memory_bytes: Option<i64>,
+}
+
+pub fn resources_left(limits: &Limits, totals: &Totals) -> Left {
+    let below = |max: i64, total: i64| (max > 0).then(|| (max - total).max(0));
+    Left {
+        cores: below(limits.max_cores, cores(totals.cpu_millis)),
+        memory_bytes: below(
+            limits.max_memory_gib.saturating_mul(1 << 30),
+            totals.memory_bytes,
+        ),
+    }
+}
+
+/// `new_nodes` nodes of `delta` each, capped by what the limits leave.
+pub fn apply_limits(new_nodes: i64, left: &Left, delta: &Delta) -> i64 {
+    let mut n = new_nodes;
+    for (left, per) in [
+        (left.cores, delta.cores),
+        (left.memory_bytes, delta.memory_bytes),
+    ] {
+        if let Some(left) = left
+            && per > 0
+            && n.saturating_mul(per) > left
+        {
+            n = left / per;
+        }
+    }
+    n
+}
+
+/// The limits (`cpu`, `memory`, in that order) that `delta` exceeds.
+pub fn exceeded(left: &Left, delta: &Delta) -> Vec<&'static str> {
+    let mut out = vec![];
+    for (name, left, d) in [
+        ("cpu", left.cores, delta.cores),
+        ("memory", left.memory_bytes, delta.memory_bytes),
+    ] {
+        if let Some(left) = left
+            && d > 0
+            && d > left
+        {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// One way to scale up: `nodes` more nodes of `group` for `pods`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
@@ -45,6 +155,9 @@ pub struct Estimate {
     pub pods: Vec<usize>,
     /// Requests of those pods (daemonsets on the new nodes included).
     pub requests: Resources,
+    /// Requests of those pods alone (what the least-waste and price
+    /// expanders count).
+    pub pod_requests: Resources,
     /// Allocatable of the new nodes.
     pub allocatable: Resources,
     /// Hourly price of the new nodes (0 when unknown).
@@ -79,47 +192,36 @@ pub struct Plan {
     pub not_helped: BTreeMap<usize, Vec<(usize, String)>>,
 }
 
-/// How many more nodes of `g` the cluster's limits allow, and if none,
-/// why.
-fn headroom(g: &NodeGroup, limits: &Limits, totals: &Totals) -> (i64, Option<&'static str>) {
+/// How many more nodes of `g` its maximum and the cluster's limits allow,
+/// and if none, why.
+pub fn headroom(g: &NodeGroup, limits: &Limits, totals: &Totals) -> (i64, Option<&'static str>) {
     let Some(t) = &g.template else {
         return (0, Some(NOT_READY_FOR_SCALE_UP));
     };
-    let mut n = g.headroom();
-    let mut why = (n == 0).then_some(MAX_GROUP_SIZE_REACHED);
-    let mut cap = |left: i64, per: i64, reason: &'static str| {
-        if per > 0 {
-            let k = (left / per).max(0);
-            if k < n {
-                n = k;
-                if k == 0 && why.is_none() {
-                    why = Some(reason);
-                }
-            }
-        }
-    };
+    let n = g.headroom();
+    if n == 0 {
+        return (0, Some(MAX_GROUP_SIZE_REACHED));
+    }
+    let left = resources_left(limits, totals);
+    let delta = delta_for_node(t);
+    // A group one node of which is over a limit is left out, naming each
+    // limit (upstream's `max cluster cpu, memory limit reached`).
+    let over = exceeded(&left, &delta);
+    match over.as_slice() {
+        [] => {}
+        ["cpu"] => return (0, Some("max cluster cpu limit reached")),
+        ["memory"] => return (0, Some("max cluster memory limit reached")),
+        _ => return (0, Some("max cluster cpu, memory limit reached")),
+    }
+    let mut n = apply_limits(n, &left, &delta);
     if limits.max_nodes > 0 {
-        cap(
-            limits.max_nodes - totals.nodes,
-            1,
-            "max total nodes in cluster reached",
-        );
+        let room = (limits.max_nodes - totals.nodes).max(0);
+        if room == 0 {
+            return (0, Some("max total nodes in cluster reached"));
+        }
+        n = n.min(room);
     }
-    if limits.max_cores > 0 {
-        cap(
-            limits.max_cores * 1000 - totals.cpu_millis,
-            t.capacity.cpu_millis,
-            "max cluster cpu limit reached",
-        );
-    }
-    if limits.max_memory_gib > 0 {
-        cap(
-            (limits.max_memory_gib << 30) - totals.memory_bytes,
-            t.capacity.memory_bytes,
-            "max cluster memory limit reached",
-        );
-    }
-    (n, why)
+    (n, None)
 }
 
 /// The solver's pool for a group, limited to `n` more nodes.
@@ -205,12 +307,14 @@ pub fn estimate(input: &Input<'_>) -> Plan {
         let sol = solve(&problem);
         let mut pods = vec![];
         let mut requests = Resources::default();
+        let mut pod_requests = Resources::default();
         for c in &sol.claims {
             requests.add(&c.requests);
         }
         for (p, target) in &sol.placements {
             if matches!(target, Target::Claim(_)) {
                 pods.push(left[*p]);
+                pod_requests.add(&input.pods[left[*p]].requests);
             }
         }
         for u in &sol.unplaced {
@@ -239,6 +343,7 @@ pub fn estimate(input: &Input<'_>) -> Plan {
             nodes,
             pods,
             requests,
+            pod_requests,
             allocatable,
             price: t.price.unwrap_or(0.0) * nodes as f64,
         });

@@ -242,6 +242,7 @@ fn after_the_seed_the_added_nodes_are_unneeded_and_go_down_to_the_minimum() {
         &Removal {
             unneeded_time: Duration::from_secs(10),
             max_empty_bulk: 10,
+            ..Removal::default()
         },
     );
     // Never below the group's minimum of 3.
@@ -258,8 +259,78 @@ fn after_the_seed_the_added_nodes_are_unneeded_and_go_down_to_the_minimum() {
         &Removal {
             unneeded_time: Duration::from_secs(10),
             max_empty_bulk: 10,
+            ..Removal::default()
         },
     );
+    assert!(empty.is_empty() && drain.is_none());
+}
+
+#[test]
+fn an_unready_node_goes_after_the_unready_time_not_the_unneeded_time() {
+    let nodes: Vec<Node> = (0..5).map(|i| node(i, vec![])).collect();
+    let groups = vec![group(5, 3, 10)];
+    let mut f = facts(&nodes, &[Some(0); 5]);
+    f[4].ready = false;
+    let found = scaledown::find_unneeded(&nodes, &f, &groups, &Config::default());
+    assert!(found.unneeded.iter().any(|u| u.node == 4));
+    let removal = Removal {
+        unneeded_time: Duration::from_secs(10),
+        unready_time: Duration::from_secs(60),
+        ..Removal::default()
+    };
+    // Unneeded for 20 s: the ready ones may go, the unready one not yet.
+    let since: BTreeMap<usize, Duration> = (0..5).map(|i| (i, Duration::from_secs(20))).collect();
+    let (empty, _) =
+        scaledown::choose_removals(&found, &since, &f, &groups, &BTreeMap::new(), &removal);
+    assert!(!empty.contains(&4) && !empty.is_empty());
+    // Unready for 2 minutes: it goes.
+    let since: BTreeMap<usize, Duration> = [(4, Duration::from_secs(120))].into();
+    let (empty, _) =
+        scaledown::choose_removals(&found, &since, &f, &groups, &BTreeMap::new(), &removal);
+    assert_eq!(empty, vec![4]);
+    // --scale-down-unready-enabled=false keeps it.
+    let cfg = Config {
+        unready_enabled: false,
+        ..Config::default()
+    };
+    let found = scaledown::find_unneeded(&nodes, &f, &groups, &cfg);
+    assert_eq!(found.kept[&4], "the node is not ready");
+}
+
+#[test]
+fn the_cluster_minimums_of_cores_and_memory_stop_removals() {
+    let nodes: Vec<Node> = (0..7).map(|i| node(i, vec![])).collect();
+    let groups = vec![group(7, 0, 10)];
+    let mut f = facts(&nodes, &[Some(0); 7]);
+    for x in &mut f {
+        x.capacity.cpu_millis = 2000;
+        x.capacity.memory_bytes = 8 << 30;
+    }
+    let found = scaledown::find_unneeded(&nodes, &f, &groups, &Config::default());
+    let since: BTreeMap<usize, Duration> = (0..7).map(|i| (i, Duration::from_secs(700))).collect();
+    // 14 cores, at least 9: two nodes (4 cores) may go, a third would leave 8.
+    let removal = Removal {
+        left_above_min: (Some(14_000 - 9_000), None),
+        ..Removal::default()
+    };
+    let (empty, _) =
+        scaledown::choose_removals(&found, &since, &f, &groups, &BTreeMap::new(), &removal);
+    assert_eq!(empty.len(), 2);
+    // 56 GiB, at least 40: two nodes (16 GiB).
+    let removal = Removal {
+        left_above_min: (None, Some((56 - 40) << 30)),
+        ..Removal::default()
+    };
+    let (empty, _) =
+        scaledown::choose_removals(&found, &since, &f, &groups, &BTreeMap::new(), &removal);
+    assert_eq!(empty.len(), 2);
+    // At the minimum: nothing.
+    let removal = Removal {
+        left_above_min: (Some(0), None),
+        ..Removal::default()
+    };
+    let (empty, drain) =
+        scaledown::choose_removals(&found, &since, &f, &groups, &BTreeMap::new(), &removal);
     assert!(empty.is_empty() && drain.is_none());
 }
 

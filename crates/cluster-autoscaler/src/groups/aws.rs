@@ -1,9 +1,10 @@
-//! Auto Scaling groups: found by tag keys (`--node-group-auto-discovery`)
-//! or by name (`--nodes`, whose min and max override the group's), their
-//! templates at zero from the launch template's (or launch configuration's,
-//! or a mixed-instances policy's first) instance type and the group's
-//! `node-template` tags, resized with SetDesiredCapacity, shrunk one
-//! instance at a time with TerminateInstanceInAutoScalingGroup.
+//! Auto Scaling groups: found by tags (`--node-group-auto-discovery`: keys,
+//! and values where given) or by name (`--nodes`, whose min and max
+//! override the group's), their templates at zero from the launch
+//! template's (or launch configuration's, or a mixed-instances policy's
+//! first) instance type, the group's first zone and its tags, resized with
+//! SetDesiredCapacity, shrunk one instance at a time with
+//! TerminateInstanceInAutoScalingGroup.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,11 +13,11 @@ use std::{
 
 use async_trait::async_trait;
 use outrigger_aws::Calls;
-use outrigger_aws_autoscaling::{AutoScaling, Group};
+use outrigger_aws_autoscaling::{Activity, AutoScaling, Group};
 use outrigger_aws_ec2::Ec2;
 use outrigger_node_groups::{
-    flags::StaticGroup,
-    group::{NodeGroup, Template},
+    flags::{StaticGroup, discovery_matches},
+    group::{NodeGroup, Template, skipped_tags},
 };
 use outrigger_runtime::sync::LockExt;
 use outrigger_scheduling::{eks::Ec2Shape, model::Labels};
@@ -24,14 +25,10 @@ use outrigger_scheduling::{eks::Ec2Shape, model::Labels};
 use super::{GroupError, NodeGroupProvider};
 use crate::Settings;
 
-/// EKS labels a managed node group's nodes with its name.
-const EKS_NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
-const EKS_NODEGROUP_TAG: &str = "eks:nodegroup-name";
-
 pub struct Aws {
     asg: AutoScaling,
     ec2: Ec2,
-    discovery: Vec<Vec<String>>,
+    discovery: Vec<BTreeMap<String, String>>,
     statics: Vec<StaticGroup>,
     /// Instance type -> shape, and launch template -> instance type.
     shapes: Mutex<BTreeMap<String, Ec2Shape>>,
@@ -109,17 +106,88 @@ impl Aws {
         let Some(t) = self.instance_type(g).await.map_err(|e| e.to_string())? else {
             return Err("no instance type in its launch template or configuration".into());
         };
-        let Some(shape) = self.shape(&t).await.map_err(|e| e.to_string())? else {
-            return Err(format!("instance type {t} is not known to EC2"));
-        };
-        let mut extra = Labels::new();
-        if let Some(ng) = g.tags.get(EKS_NODEGROUP_TAG) {
-            extra.insert(EKS_NODEGROUP_LABEL.into(), ng.clone());
-        }
-        let mut zones = g.zones.clone();
-        zones.sort();
-        Template::from_tags(&shape, zones.first().map(String::as_str), &g.tags, &extra)
+        let shape = self.shape(&t).await.map_err(|e| e.to_string())?;
+        template_for(g, &t, shape.as_ref())
     }
+}
+
+/// A group's template at zero from its instance type's shape (`None`: EC2
+/// does not know the type), as upstream's: its first availability zone
+/// (an error without one) and its tags; tags upstream ignores are logged.
+pub fn template_for(
+    g: &Group,
+    instance_type: &str,
+    shape: Option<&Ec2Shape>,
+) -> Result<Template, String> {
+    let Some(zone) = g.zones.first() else {
+        return Err("no availability zone".into());
+    };
+    let Some(shape) = shape else {
+        return Err(format!("instance type {instance_type} is not known to EC2"));
+    };
+    for why in skipped_tags(&g.tags) {
+        tracing::debug!(group = %g.name, reason = %why, "a node-template tag is ignored");
+    }
+    Template::from_tags(shape, Some(zone), &g.tags, &Labels::new())
+}
+
+/// An Auto Scaling group as a node group: min and max from the first
+/// `--nodes` naming it, else the group's; its desired capacity as target;
+/// its instances but those terminating or terminated.
+pub fn node_group(g: &Group, statics: &[StaticGroup], template: Option<Template>) -> NodeGroup {
+    let (min, max) = statics
+        .iter()
+        .find(|s| s.name == g.name)
+        .map_or((i64::from(g.min), i64::from(g.max)), |s| (s.min, s.max));
+    NodeGroup {
+        id: g.name.clone(),
+        min,
+        max,
+        target: i64::from(g.desired),
+        instances: g
+            .instances
+            .iter()
+            .filter(|i| !i.lifecycle_state.starts_with("Terminat"))
+            .map(|i| i.provider_id())
+            .collect(),
+        template,
+    }
+}
+
+/// The instance ID of an AWS provider ID, `aws:///<zone>/<id>`, with
+/// upstream's checks: lowercase letters, digits and dashes (a third part
+/// may follow the ID), or upstream's placeholder IDs.
+pub fn instance_id(provider_id: &str) -> Result<&str, String> {
+    let bad = || format!("provider ID {provider_id:?}: expected aws:///<zone>/<instance>");
+    let rest = provider_id.strip_prefix("aws:///").ok_or_else(bad)?;
+    let plain = |s: &str, dot: bool| {
+        s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dot && c == '.'))
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [zone, id, ..] if plain(zone, false) && id.starts_with("i-placeholder") => Ok(id),
+        [zone, id] if plain(zone, false) && plain(id, false) => Ok(id),
+        [zone, id, more] if plain(zone, false) && plain(id, false) && plain(more, true) => Ok(id),
+        _ => Err(bad()),
+    }
+}
+
+/// The reason of a failed scaling activity started since `since` (the
+/// activities newest first), as upstream marks a group that cannot
+/// provision.
+pub fn failure_since(activities: Vec<Activity>, since: jiff::Timestamp) -> Option<String> {
+    activities
+        .into_iter()
+        .filter(|a| a.start.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since))
+        .find(|a| a.status == "Failed")
+        .map(|a| {
+            if a.message.is_empty() {
+                a.description
+            } else {
+                a.message
+            }
+        })
 }
 
 #[async_trait]
@@ -130,9 +198,12 @@ impl NodeGroupProvider for Aws {
 
     async fn groups(&self) -> Result<Vec<NodeGroup>, GroupError> {
         let mut found: BTreeMap<String, Group> = BTreeMap::new();
-        for keys in &self.discovery {
-            for g in self.asg.groups_with_tags(keys).await.map_err(cloud)? {
-                found.insert(g.name.clone(), g);
+        for spec in &self.discovery {
+            let keys: Vec<String> = spec.keys().cloned().collect();
+            for g in self.asg.groups_with_tags(&keys).await.map_err(cloud)? {
+                if discovery_matches(spec, &g.tags) {
+                    found.insert(g.name.clone(), g);
+                }
             }
         }
         let names: Vec<String> = self.statics.iter().map(|s| s.name.clone()).collect();
@@ -150,11 +221,6 @@ impl NodeGroupProvider for Aws {
         }
         let mut out = vec![];
         for (name, g) in found {
-            let (min, max) = self
-                .statics
-                .iter()
-                .find(|s| s.name == name)
-                .map_or((g.min, g.max), |s| (s.min as i32, s.max as i32));
             let template = match self.template(&g).await {
                 Ok(t) => Some(t),
                 Err(why) => {
@@ -162,19 +228,7 @@ impl NodeGroupProvider for Aws {
                     None
                 }
             };
-            out.push(NodeGroup {
-                id: name,
-                min: i64::from(min),
-                max: i64::from(max),
-                target: i64::from(g.desired),
-                instances: g
-                    .instances
-                    .iter()
-                    .filter(|i| !i.lifecycle_state.starts_with("Terminat"))
-                    .map(|i| i.provider_id())
-                    .collect(),
-                template,
-            });
+            out.push(node_group(&g, &self.statics, template));
         }
         Ok(out)
     }
@@ -187,8 +241,11 @@ impl NodeGroupProvider for Aws {
         self.asg.set_desired_capacity(group, n).await.map_err(cloud)
     }
 
-    async fn delete_instance(&self, _group: &str, provider_id: &str) -> Result<(), GroupError> {
-        let id = provider_id.rsplit('/').next().unwrap_or(provider_id);
+    async fn delete_instance(&self, group: &str, provider_id: &str) -> Result<(), GroupError> {
+        let id = instance_id(provider_id).map_err(|message| GroupError::Invalid {
+            group: group.to_string(),
+            message,
+        })?;
         match self.asg.terminate_instance(id).await {
             Ok(()) => Ok(()),
             // Gone already (terminated by someone else): nothing to do.
@@ -207,15 +264,6 @@ impl NodeGroupProvider for Aws {
         since: jiff::Timestamp,
     ) -> Result<Option<String>, GroupError> {
         let acts = self.asg.activities(group, 3).await.map_err(cloud)?;
-        let recent = acts
-            .into_iter()
-            .filter(|a| a.start.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since));
-        Ok(recent.into_iter().find(|a| a.status == "Failed").map(|a| {
-            if a.message.is_empty() {
-                a.description
-            } else {
-                a.message
-            }
-        }))
+        Ok(failure_since(acts, since))
     }
 }
