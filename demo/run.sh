@@ -64,6 +64,38 @@ sleep 2
 run kubectl get nodes
 kubectl delete namespace demo-foundation --wait=false >/dev/null
 
+cluster_autoscaler_demo() {
+step "Cluster Autoscaler (outrigger cluster-autoscaler): ng-1's Auto Scaling group, found by the walkthrough's tags"
+run aws autoscaling describe-auto-scaling-groups \
+  --filters Name=tag-key,Values=k8s.io/cluster-autoscaler/enabled Name=tag-key,Values=k8s.io/cluster-autoscaler/demo \
+  --query 'AutoScalingGroups[].[AutoScalingGroupName,MinSize,MaxSize,DesiredCapacity]' --output table
+kubectl create namespace demo-ca --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+run kubectl -n demo-ca apply -f "$REPO/deploy/examples/nginx-ca.yaml"
+run kubectl -n demo-ca rollout status deployment/nginx-to-scaleout --timeout=90s
+run kubectl -n demo-ca scale --replicas=20 deployment/nginx-to-scaleout
+printf 'waiting for the group to scale out and all 20 pods to run...\n'
+kubectl -n demo-ca rollout status deployment/nginx-to-scaleout --timeout=240s >/dev/null || true
+run kubectl -n demo-ca get deployment nginx-to-scaleout
+run kubectl get nodes -L node.kubernetes.io/instance-type,eks.amazonaws.com/nodegroup
+run kubectl -n demo-ca get events --field-selector reason=TriggeredScaleUp -o custom-columns=OBJECT:.involvedObject.name,MESSAGE:.message --no-headers
+run kubectl -n kube-system get configmap cluster-autoscaler-status -o jsonpath='{.data.status}'
+echo
+step "Delete nginx-ca.yaml: the added nodes are drained and their instances terminated through the group (be patient)"
+run kubectl -n demo-ca delete -f "$REPO/deploy/examples/nginx-ca.yaml"
+for _ in $(seq 1 180); do
+  [[ $(kubectl get nodes -l eks.amazonaws.com/nodegroup=ng-1 --no-headers | wc -l) -le 3 ]] && break
+  sleep 1
+done
+run kubectl get nodes
+run kubectl top node
+run aws autoscaling describe-auto-scaling-groups --auto-scaling-group-names eks-ng-1-demo \
+  --query 'AutoScalingGroups[].[AutoScalingGroupName,DesiredCapacity,length(Instances)]' --output table
+kubectl delete namespace demo-ca --wait=false >/dev/null
+}
+
+if [[ -e "${OUTRIGGER_STATE:-$REPO/.testenv}/pids/outrigger-cluster-autoscaler.pid" ]]; then
+  cluster_autoscaler_demo
+else
 step "Karpenter (outrigger provisioner): the walkthrough's Provisioner, unchanged, and inflate scaled to 20"
 log_from=$(wc -l < "${OUTRIGGER_STATE:-$REPO/.testenv}/logs/outrigger-provisioner.log")
 run cat "$REPO/deploy/examples/seed-provisioner.yaml"
@@ -133,6 +165,9 @@ run aws ec2 describe-instances --filters Name=tag:karpenter.sh/nodepool,Values=d
   --query 'Reservations[].Instances[].[InstanceId,State.Name]' --output table
 kubectl delete -f "$REPO/deploy/examples/seed-provisioner.yaml" >/dev/null
 kubectl delete namespace demo-karpenter --wait=false >/dev/null
+
+printf '\n(Cluster Autoscaler instead of Karpenter: make down; AUTOSCALER=cluster-autoscaler make demo)\n'
+fi
 
 step "AWS Load Balancer Controller (outrigger load-balancer-controller): the walkthrough's nginx.yaml, unchanged"
 run kubectl create -f "$REPO/deploy/examples/nginx.yaml"
