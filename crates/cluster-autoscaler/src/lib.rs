@@ -14,6 +14,7 @@
 //! status ConfigMap ([`status`]).
 
 mod cycle;
+pub mod explain;
 pub mod facts;
 pub mod groups;
 mod metrics;

@@ -54,10 +54,11 @@ enum Command {
     #[command(args_override_self = true)]
     ClusterAutoscaler(Box<outrigger_cluster_autoscaler::Args>),
 
-    /// Why is this pod pending? The provisioner's solver, run on the
-    /// cluster as it is now: where the pod would go, or why it cannot go
-    /// anywhere (each node and each pool).
-    WhyPending(outrigger_provisioner::ExplainArgs),
+    /// Why is this pod pending? With the provisioner: its solver, run on
+    /// the cluster as it is now (where the pod would go, or why it cannot go
+    /// anywhere: each node and each pool). With the node-group autoscaler:
+    /// its last decision on the pod (each group's reason) and its groups.
+    WhyPending(WhyPendingArgs),
 
     /// Print the CRDs Outrigger serves (Karpenter's NodePool, NodeClaim,
     /// Provisioner, EC2NodeClass, KWOKNodeClass; the load balancer
@@ -94,19 +95,47 @@ fn crds(dir: Option<&std::path::Path>) -> Result<(), String> {
     Ok(())
 }
 
+#[derive(clap::Args, Debug, Clone)]
+struct WhyPendingArgs {
+    #[command(flatten)]
+    explain: outrigger_provisioner::ExplainArgs,
+    /// Which autoscaler to ask: `auto` is the node-group autoscaler when it
+    /// holds its leader Lease (outrigger-cluster-autoscaler, in
+    /// --leader-elect-namespace), else the provisioner.
+    #[arg(long, value_enum, default_value = "auto")]
+    autoscaler: Which,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Auto,
+    Provisioner,
+    ClusterAutoscaler,
+}
+
 /// `outrigger why-pending`: a client of the cluster, no runtime (no admin
 /// server, no leader election).
-async fn why_pending(
-    runtime: &RuntimeArgs,
-    args: &outrigger_provisioner::ExplainArgs,
-) -> Result<(), String> {
+async fn why_pending(runtime: &RuntimeArgs, args: &WhyPendingArgs) -> Result<(), String> {
     outrigger_runtime::install_crypto_provider();
     let client = outrigger_runtime::make_client(runtime)
         .await
         .map_err(|e| e.to_string())?;
-    let text = outrigger_provisioner::why_pending(client, args)
-        .await
-        .map_err(|e| e.to_string())?;
+    let namespace = &runtime.leader_elect_namespace;
+    let node_groups = match args.autoscaler {
+        Which::ClusterAutoscaler => true,
+        Which::Provisioner => false,
+        Which::Auto => outrigger_cluster_autoscaler::explain::leads(&client, namespace).await,
+    };
+    let e = &args.explain;
+    let text = if node_groups {
+        outrigger_cluster_autoscaler::explain::why_pending(client, &e.namespace, &e.pod, namespace)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        outrigger_provisioner::why_pending(client, e)
+            .await
+            .map_err(|e| e.to_string())?
+    };
     print!("{text}");
     Ok(())
 }
