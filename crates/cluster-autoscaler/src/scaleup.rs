@@ -11,7 +11,7 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::EventType;
+use kube::{Resource, runtime::events::EventType};
 use outrigger_node_groups::{
     balance::{Comparator, Ratios, Shape, balance_scale_up, find_similar},
     expander,
@@ -306,8 +306,9 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
                 &snap.groups,
             ));
             ctx.events
-                .normal(
-                    pod.as_ref(),
+                .publish_later(
+                    pod.object_ref(&()),
+                    EventType::Normal,
                     upstream::NOT_TRIGGER_SCALE_UP,
                     "ScaleUp",
                     note,
@@ -419,8 +420,9 @@ pub async fn run(ctx: &Ctx, snap: &Snapshot) -> Result<bool, Error> {
     for p in &best.pods {
         let (pod, _) = &snap.pending[*p];
         ctx.events
-            .normal(
-                pod.as_ref(),
+            .publish_later(
+                pod.object_ref(&()),
+                EventType::Normal,
                 upstream::TRIGGERED_SCALE_UP,
                 "ScaleUp",
                 note.clone(),

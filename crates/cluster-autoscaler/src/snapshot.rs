@@ -111,6 +111,16 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
         total_memory_bytes: 0,
     };
     let mut templates: BTreeMap<usize, Template> = BTreeMap::new();
+    // Instance ID (the provider ID's last part) -> its group (the first
+    // that has it), as `NodeGroup::has` matches.
+    let mut by_instance: std::collections::HashMap<String, usize> = Default::default();
+    for (g, group) in groups.iter().enumerate() {
+        for p in &group.instances {
+            by_instance
+                .entry(p.rsplit('/').next().unwrap_or(p).to_string())
+                .or_insert(g);
+        }
+    }
     for n in ctx.nodes.state() {
         snap.total_nodes += 1;
         let is_ready = facts::ready(&n);
@@ -124,7 +134,9 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
             .as_ref()
             .and_then(|s| s.provider_id.clone())
             .unwrap_or_default();
-        let group = groups.iter().position(|g| g.has(&pid));
+        let group = by_instance
+            .get(pid.rsplit('/').next().unwrap_or(&pid))
+            .copied();
         let mine: Vec<&Arc<Pod>> = by_node.remove(&n.name_any()).unwrap_or_default();
         let models: Vec<model::Pod> = mine
             .iter()

@@ -10,7 +10,8 @@ use std::{
 };
 
 use outrigger_scheduling::{
-    model::{Node, Problem, Target},
+    model::{Node, Pod, Problem, Target},
+    reduce::{Reduced, has_pod_terms},
     resources::Resources,
     solver::solve,
 };
@@ -537,6 +538,18 @@ pub fn find_unneeded(
     groups: &[NodeGroup],
     cfg: &Config,
 ) -> Found {
+    find_unneeded_with(nodes, facts, groups, cfg, true)
+}
+
+/// [`find_unneeded`], with the reduced simulation allowed or not (the
+/// tests check that both find the same).
+fn find_unneeded_with(
+    nodes: &[Node],
+    facts: &[NodeFacts],
+    groups: &[NodeGroup],
+    cfg: &Config,
+    allow_reduce: bool,
+) -> Found {
     let mut found = Found::default();
     let mut order = vec![];
     // Per node, its pods a drain does not reschedule (daemonset, skipped
@@ -577,11 +590,22 @@ pub fn find_unneeded(
     }
     // Empty nodes first, then least utilized.
     order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)).then(a.2.cmp(&b.2)));
-    let mut snapshot: Vec<Node> = nodes.to_vec();
-    let mut gone: BTreeSet<usize> = BTreeSet::new();
+    // Without pod terms among the pods to move, the simulation runs on
+    // reduced nodes (`reduce`), and first on a few nodes only.
+    let simple = allow_reduce
+        && !order
+            .iter()
+            .filter(|(_, empty, _)| !empty)
+            .any(|(_, _, i)| nodes[*i].pods.iter().any(has_pod_terms));
+    let mut sim = Sim {
+        full: nodes.to_vec(),
+        reduced: simple.then(|| Reduced::new(nodes)),
+        moved_in: BTreeMap::new(),
+        gone: BTreeSet::new(),
+    };
     for (u, empty, i) in order {
         if empty {
-            gone.insert(i);
+            sim.gone.insert(i);
             found.unneeded.push(Unneeded {
                 node: i,
                 utilization: u,
@@ -593,51 +617,154 @@ pub fn find_unneeded(
         // Its pods to reschedule, and those an earlier unneeded node's plan
         // put here.
         let stay = staying.remove(&i).unwrap_or_default();
-        let movable: Vec<_> = snapshot[i]
+        let mut movable: Vec<Pod> = nodes[i]
             .pods
             .iter()
             .filter(|p| !p.daemon && !stay.contains(&p.key()))
             .cloned()
             .collect();
-        let remaining: Vec<usize> = (0..snapshot.len())
-            .filter(|j| *j != i && !gone.contains(j))
+        movable.extend(sim.moved_in.remove(&i).unwrap_or_default());
+        match sim.place(i, movable) {
+            Err(why) => {
+                found.kept.insert(i, why);
+            }
+            Ok(moves) => {
+                sim.gone.insert(i);
+                found.unneeded.push(Unneeded {
+                    node: i,
+                    utilization: u,
+                    empty: false,
+                    moves,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The removal simulation's state: the nodes, with the pods moved onto
+/// them so far, and the nodes gone.
+struct Sim {
+    /// Every node with its pods (used when pods to move have pod terms).
+    full: Vec<Node>,
+    /// The same nodes reduced, when no pod to move has pod terms.
+    reduced: Option<Reduced>,
+    /// Pods moved onto a node by an earlier removal (they move again if it
+    /// goes too).
+    moved_in: BTreeMap<usize, Vec<Pod>>,
+    gone: BTreeSet<usize>,
+}
+
+/// With reduced nodes, the first try has nodes for this many times the
+/// pods' requests (and at least [`FIRST_TRY_NODES`]).
+const FIRST_TRY_ROOM: i64 = 2;
+const FIRST_TRY_NODES: usize = 8;
+
+impl Sim {
+    /// Where node `i`'s pods would go on the other nodes left, or why one
+    /// cannot go; on success the pods count on their new nodes.
+    fn place(&mut self, i: usize, pods: Vec<Pod>) -> Result<Vec<(String, String)>, String> {
+        let others: Vec<usize> = (0..self.full.len())
+            .filter(|j| *j != i && !self.gone.contains(j))
             .collect();
-        let problem = Problem {
-            pods: movable,
-            nodes: remaining.iter().map(|j| snapshot[*j].clone()).collect(),
-            pools: vec![],
-            instance_types: vec![],
-            daemonsets: vec![],
+        let (plan, problem, index) = match &self.reduced {
+            None => {
+                let problem = Problem {
+                    pods,
+                    nodes: others.iter().map(|j| self.full[*j].clone()).collect(),
+                    ..Default::default()
+                };
+                (solve(&problem), problem, others)
+            }
+            Some(r) => {
+                let others_again = others.clone();
+                let (mut nodes, mut index) = r.for_pods(others.into_iter(), &pods);
+                // The solver tries nodes in (in-flight, name) order: a first
+                // try on the first few, enough for the pods twice over, gives
+                // the same placements if every pod finds a node there with
+                // no preference given up; else the try on all of them.
+                let mut order: Vec<usize> = (0..nodes.len()).collect();
+                order.sort_by(|a, b| {
+                    (nodes[*a].in_flight, &nodes[*a].name)
+                        .cmp(&(nodes[*b].in_flight, &nodes[*b].name))
+                });
+                let want = Resources::sum(pods.iter().map(|p| &p.requests));
+                let mut room = Resources::default();
+                let mut k = 0;
+                while k < order.len()
+                    && (k < FIRST_TRY_NODES
+                        || room.cpu_millis < FIRST_TRY_ROOM * want.cpu_millis
+                        || room.memory_bytes < FIRST_TRY_ROOM * want.memory_bytes
+                        || room.pods < FIRST_TRY_ROOM * want.pods)
+                {
+                    let n = &nodes[order[k]];
+                    room.add(
+                        &n.allocatable
+                            .minus(&Resources::sum(n.pods.iter().map(|p| &p.requests))),
+                    );
+                    k += 1;
+                }
+                let mut first = None;
+                if k < order.len() {
+                    let few: Vec<usize> = order[..k].to_vec();
+                    let problem = Problem {
+                        pods: pods.clone(),
+                        nodes: few.iter().map(|x| nodes[*x].clone()).collect(),
+                        ..Default::default()
+                    };
+                    let plan = solve(&problem);
+                    if plan.unplaced.is_empty() && plan.relaxed.is_empty() {
+                        let idx: Vec<usize> = few.iter().map(|x| index[*x]).collect();
+                        first = Some((plan, problem, idx));
+                    }
+                }
+                match first {
+                    Some(done) => done,
+                    None => {
+                        let problem = Problem {
+                            pods,
+                            nodes: std::mem::take(&mut nodes),
+                            ..Default::default()
+                        };
+                        let plan = solve(&problem);
+                        if plan.unplaced.is_empty() {
+                            (plan, problem, std::mem::take(&mut index))
+                        } else {
+                            // A pod fits nowhere: asked again of every node,
+                            // so the reason counts them all.
+                            let (all, index) = r.all(others_again.into_iter());
+                            let problem = Problem {
+                                nodes: all,
+                                ..problem
+                            };
+                            (solve(&problem), problem, index)
+                        }
+                    }
+                }
+            }
         };
-        let plan = solve(&problem);
         if let Some(u0) = plan.unplaced.first() {
-            found.kept.insert(
-                i,
-                format!(
-                    "pod {} has nowhere to go: {}",
-                    problem.pods[u0.pod].key(),
-                    u0.reason
-                ),
-            );
-            continue;
+            return Err(format!(
+                "pod {} has nowhere to go: {}",
+                problem.pods[u0.pod].key(),
+                u0.reason
+            ));
         }
         let mut moves = vec![];
         for (p, t) in &plan.placements {
             if let Target::Node(n) = t {
-                let dest = remaining[*n];
-                moves.push((problem.pods[*p].key(), snapshot[dest].name.clone()));
-                snapshot[dest].pods.push(problem.pods[*p].clone());
+                let dest = index[*n];
+                let pod = problem.pods[*p].clone();
+                moves.push((pod.key(), self.full[dest].name.clone()));
+                match &mut self.reduced {
+                    Some(r) => r.add(dest, pod.clone()),
+                    None => self.full[dest].pods.push(pod.clone()),
+                }
+                self.moved_in.entry(dest).or_default().push(pod);
             }
         }
-        gone.insert(i);
-        found.unneeded.push(Unneeded {
-            node: i,
-            utilization: u,
-            empty: false,
-            moves,
-        });
+        Ok(moves)
     }
-    found
 }
 
 /// Timing and bounds of removals.
@@ -762,6 +889,87 @@ mod tests {
             namespace: "default".into(),
             controller: Some("ReplicaSet".into()),
             ..Default::default()
+        }
+    }
+
+    /// Random clusters (fixed seeds): the reduced simulation finds the same
+    /// unneeded nodes, kept nodes and moves as the one over every pod.
+    #[test]
+    fn the_reduced_simulation_finds_what_the_full_one_finds() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..30 {
+            let count = 5 + next(40) as usize;
+            let groups = vec![NodeGroup {
+                id: "g".into(),
+                min: 0,
+                max: 100,
+                target: count as i64,
+                instances: vec![],
+                template: None,
+            }];
+            let mut nodes = vec![];
+            let mut facts = vec![];
+            for i in 0..count {
+                let alloc = Resources {
+                    cpu_millis: 2000 + 2000 * next(2) as i64,
+                    memory_bytes: 8 << 30,
+                    pods: 20,
+                    ..Default::default()
+                };
+                let mut pods = vec![];
+                for j in 0..next(12) {
+                    let mut p = outrigger_scheduling::model::Pod::new(
+                        "default",
+                        &format!("p{round}-{i}-{j}"),
+                        Resources {
+                            cpu_millis: 50 + 50 * next(8) as i64,
+                            memory_bytes: (128 + 128 * next(8) as i64) << 20,
+                            pods: 1,
+                            ..Default::default()
+                        },
+                    );
+                    if next(10) == 0 {
+                        p.host_ports.push(outrigger_scheduling::model::HostPort {
+                            port: 8080,
+                            protocol: "TCP".into(),
+                            ip: String::new(),
+                        });
+                    }
+                    pods.push(p);
+                }
+                let name = format!("n{i:03}");
+                facts.push(NodeFacts {
+                    name: name.clone(),
+                    group: Some(0),
+                    ready: true,
+                    allocatable: alloc.clone(),
+                    capacity: alloc.clone(),
+                    pods: pods
+                        .iter()
+                        .map(|p| PodFacts {
+                            requests: p.requests.clone(),
+                            ..pod(&p.name)
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+                nodes.push(Node {
+                    name,
+                    allocatable: alloc,
+                    pods,
+                    ..Default::default()
+                });
+            }
+            let cfg = Config::default();
+            let reduced = find_unneeded_with(&nodes, &facts, &groups, &cfg, true);
+            let full = find_unneeded_with(&nodes, &facts, &groups, &cfg, false);
+            assert_eq!(reduced, full, "round {round}");
         }
     }
 

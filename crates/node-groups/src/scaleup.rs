@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use outrigger_scheduling::{
     model::{Node, NodePool, Pod, Problem, Target},
+    reduce::{Reduced, has_pod_terms},
     resources::Resources,
     solver::solve,
 };
@@ -252,9 +253,20 @@ pub fn estimate(input: &Input<'_>) -> Plan {
     let mut plan = Plan::default();
     // Pods that existing and upcoming nodes take (the same whichever group
     // is tried: the solver fills them first).
+    // Without pod terms among the pending pods, most pods on the nodes do
+    // not matter and full nodes cannot take any: the same answers on
+    // fewer, smaller nodes (`reduce`).
+    let simple = !input.pods.iter().any(has_pod_terms);
+    let base_nodes = if simple {
+        Reduced::new(input.nodes)
+            .for_pods(0..input.nodes.len(), input.pods)
+            .0
+    } else {
+        input.nodes.to_vec()
+    };
     let base = Problem {
         pods: input.pods.to_vec(),
-        nodes: input.nodes.to_vec(),
+        nodes: base_nodes,
         pools: vec![],
         instance_types: vec![],
         daemonsets: input.daemonsets.to_vec(),
@@ -262,10 +274,14 @@ pub fn estimate(input: &Input<'_>) -> Plan {
     let fits = solve(&base);
     let placed: BTreeSet<usize> = fits.placements.iter().map(|(p, _)| *p).collect();
     // The nodes with the pods they take: the groups are tried for the rest.
-    let mut nodes = base.nodes;
+    let mut nodes = Reduced { nodes: base.nodes };
     for (p, t) in &fits.placements {
         if let Target::Node(n) = t {
-            nodes[*n].pods.push(input.pods[*p].clone());
+            if simple {
+                nodes.add(*n, input.pods[*p].clone());
+            } else {
+                nodes.nodes[*n].pods.push(input.pods[*p].clone());
+            }
         }
     }
     plan.fits_existing = placed.iter().copied().collect();
@@ -297,9 +313,15 @@ pub fn estimate(input: &Input<'_>) -> Plan {
             }
             continue;
         };
+        let pods: Vec<Pod> = left.iter().map(|p| input.pods[*p].clone()).collect();
+        let group_nodes = if simple {
+            nodes.for_pods(0..nodes.nodes.len(), &pods).0
+        } else {
+            nodes.nodes.clone()
+        };
         let problem = Problem {
-            pods: left.iter().map(|p| input.pods[*p].clone()).collect(),
-            nodes: nodes.clone(),
+            pods,
+            nodes: group_nodes,
             pools: vec![pool],
             instance_types: vec![t.instance_type()],
             daemonsets: input.daemonsets.to_vec(),

@@ -10,7 +10,16 @@ use kube::{
 #[derive(Clone)]
 pub struct Events {
     recorder: Recorder,
+    /// Events queued by [`Events::publish_later`], written by a background
+    /// task (none outside a Tokio runtime: they are then written at once).
+    later: Option<tokio::sync::mpsc::Sender<(ObjectReference, Event)>>,
 }
+
+/// How many Events may wait to be written before new ones are dropped (as
+/// client-go's broadcaster drops when its queue is full).
+const QUEUE: usize = 4096;
+/// How many queued Events are written at once.
+const WRITERS: usize = 8;
 
 impl Events {
     /// `controller` is the reporting controller's name (for example
@@ -24,8 +33,53 @@ impl Events {
             controller: controller.to_string(),
             instance,
         };
-        Self {
-            recorder: Recorder::new(client, reporter),
+        let recorder = Recorder::new(client, reporter);
+        let later = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<(ObjectReference, Event)>(QUEUE);
+            let recorder = recorder.clone();
+            rt.spawn(async move {
+                use futures::StreamExt;
+                futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                })
+                .for_each_concurrent(WRITERS, |(reference, ev)| {
+                        let recorder = recorder.clone();
+                        async move {
+                            if let Err(e) = recorder.publish(&ev, &reference).await {
+                                tracing::warn!(error = %e, reason = %ev.reason, object = ?reference.name, "failed to publish event");
+                            }
+                        }
+                    })
+                    .await;
+            });
+            tx
+        });
+        Self { recorder, later }
+    }
+
+    /// Queues an Event to be written in the background, so that a loop
+    /// telling many objects (every pending pod of a scale-up) does not wait
+    /// for the API server; dropped, with a log line, if the queue is full.
+    pub async fn publish_later(
+        &self,
+        reference: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let Some(tx) = &self.later else {
+            return self.publish(reference, type_, reason, action, note).await;
+        };
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(note, 1024)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = tx.try_send((reference, ev)) {
+            tracing::debug!(error = %e, reason, "event queue full; event dropped");
         }
     }
 

@@ -35,6 +35,16 @@ impl<K> Watched for K where
 {
 }
 
+/// What no controller reads and every object may carry a lot of: its
+/// managed fields and `kubectl apply`'s copy of the last applied object.
+fn slim<K: kube::Resource>(o: &mut K) {
+    let m = o.meta_mut();
+    m.managed_fields = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// A store of every object of the kind `api` lists.
 pub fn store<K: Watched>(api: Api<K>, stop: CancellationToken) -> Store<K> {
     spawn(api, stop, None)
@@ -58,18 +68,25 @@ fn spawn<K: Watched>(
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect(writer);
+    let cache = reader.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 item = stream.next() => match item {
-                    Some(Ok(
-                        watcher::Event::Apply(o)
-                        | watcher::Event::InitApply(o)
-                        | watcher::Event::Delete(o),
-                    )) => {
+                    Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                        if let Some(tx) = &tx {
+                            // The store's own copy (shared), not a second one.
+                            let shared = cache
+                                .get(&reflector::ObjectRef::from_obj(&o))
+                                .unwrap_or_else(|| Arc::new(o));
+                            let _ = tx.send(shared);
+                        }
+                    }
+                    Some(Ok(watcher::Event::Delete(o))) => {
                         if let Some(tx) = &tx {
                             let _ = tx.send(Arc::new(o));
                         }

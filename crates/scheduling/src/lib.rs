@@ -9,6 +9,8 @@
 //! - [`model`]: pods and their constraints, nodes, pools, instance types,
 //!   the plan.
 //! - [`eks`]: EC2 instance types with the EKS allocatable formula.
+//! - [`reduce`]: the same problem on fewer, smaller nodes, for the many
+//!   questions the node autoscalers ask of a large cluster.
 //! - [`solver`]: the plan: existing capacity first, then new claims that
 //!   keep every instance type that fits; explanations for every pod left;
 //!   what removing nodes would do.
@@ -18,6 +20,7 @@
 
 pub mod eks;
 pub mod model;
+pub mod reduce;
 /// Kubernetes quantities: `outrigger-values`' one implementation.
 pub use outrigger_values::quantity;
 pub mod requirements;

@@ -82,6 +82,34 @@ proptest! {
     fn plans_are_deterministic(p in arb_problem()) {
         prop_assert_eq!(solve(&p), solve(&p));
     }
+
+    /// Pods without pod terms go where they would go on the full nodes,
+    /// and the same claims open, on the reduced nodes.
+    #[test]
+    fn reduced_nodes_give_the_same_plan(mut p in arb_problem()) {
+        for pod in &mut p.pods {
+            pod.affinity.clear();
+            pod.preferred_affinity.clear();
+            pod.anti_affinity.clear();
+            pod.preferred_anti_affinity.clear();
+            pod.spread.clear();
+        }
+        let full = solve(&p);
+        let r = crate::reduce::Reduced::new(&p.nodes);
+        let (nodes, index) = r.for_pods(0..p.nodes.len(), &p.pods);
+        let small = Problem { nodes, ..p.clone() };
+        let plan = solve(&small);
+        let mapped: Vec<(usize, crate::model::Target)> = plan
+            .placements
+            .iter()
+            .map(|(pod, t)| match t {
+                crate::model::Target::Node(n) => (*pod, crate::model::Target::Node(index[*n])),
+                t => (*pod, *t),
+            })
+            .collect();
+        prop_assert_eq!(mapped, full.placements);
+        prop_assert_eq!(plan.claims, full.claims);
+    }
 }
 
 /// Larger random problems than proptest's, from fixed seeds.

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, NodeAddress, Taint as KubeTaint};
 use kube::{Api, Client, ResourceExt, api::PostParams, runtime::reflector::Store};
 use outrigger_node_groups::group::{NodeGroup, Template};
@@ -47,6 +48,8 @@ pub const MANAGED_ANNOTATION: &str = "kwok.x-k8s.io/node";
 /// Where kwok serves a node's resource metrics.
 pub const METRICS_PATH_ANNOTATION: &str = "metrics.k8s.io/resource-metrics-path";
 pub const PROVIDER_ID_PREFIX: &str = "kwok:";
+/// How many Node objects a scale-up creates at once.
+const CREATE_CONCURRENCY: usize = 16;
 /// The taint on template nodes unless `nodes.skipTaint` (NoSchedule).
 pub const PROVIDER_TAINT_KEY: &str = "kwok-provider";
 const DEFAULT_MIN: i64 = 0;
@@ -623,15 +626,24 @@ impl NodeGroupProvider for Kwok {
             }
         })?;
         let api: Api<Node> = Api::all(self.client.clone());
-        for _ in 0..add {
-            let name = format!("{group}-{}", outrigger_runtime::name_suffix());
-            let n = new_node(&template, group, &name);
-            api.create(&PostParams::default(), &n)
-                .await
-                .map_err(|e| GroupError::Cloud(format!("creating node {name}: {e}")))?;
-            tracing::info!(group, node = %name, "created kwok node");
-        }
-        Ok(())
+        // The nodes are created a few at a time; the first error is told.
+        let results: Vec<Result<(), GroupError>> = futures::stream::iter(0..add)
+            .map(|_| {
+                let api = api.clone();
+                let name = format!("{group}-{}", outrigger_runtime::name_suffix());
+                let n = new_node(&template, group, &name);
+                async move {
+                    api.create(&PostParams::default(), &n)
+                        .await
+                        .map_err(|e| GroupError::Cloud(format!("creating node {name}: {e}")))?;
+                    tracing::info!(group, node = %name, "created kwok node");
+                    Ok(())
+                }
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     async fn delete_instance(&self, group: &str, provider_id: &str) -> Result<(), GroupError> {
