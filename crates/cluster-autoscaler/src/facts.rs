@@ -28,6 +28,13 @@ pub const LONG_TERMINATING_EXTRA: Duration = Duration::from_secs(30);
 /// A pod's grace period when its spec sets none.
 const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
 
+/// A taint a node carries for its state (not ready, unreachable, not yet
+/// initialized by its cloud provider), not for what it is.
+pub fn state_taint(key: &str) -> bool {
+    key.starts_with("node.kubernetes.io/")
+        || key == "node.cloudprovider.kubernetes.io/uninitialized"
+}
+
 /// The node's Ready condition is True.
 pub fn ready(n: &Node) -> bool {
     n.status

@@ -7,8 +7,9 @@
 //! PDBs decide), each instance taken out of its group with its target
 //! decremented.
 
+use futures::StreamExt;
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -153,17 +154,21 @@ pub async fn run(ctx: &Arc<Ctx>, snap: &Snapshot, scaled_up_now: bool) -> Result
             );
         }
     }
-    // Soft taints follow the unneeded set.
-    let mut added = 0;
+    // Soft taints follow the unneeded set: at most MAX_SOFT_TAINTS changes
+    // a loop (as upstream's --max-bulk-soft-taint-count), made together.
+    let unneeded_set: BTreeSet<usize> = found.unneeded.iter().map(|u| u.node).collect();
+    let mut changes: Vec<(String, Option<Taint>)> = vec![];
     for (i, f) in snap.facts.iter().enumerate() {
-        let unneeded = found.unneeded.iter().any(|u| u.node == i);
+        if changes.len() >= MAX_SOFT_TAINTS {
+            break;
+        }
+        let unneeded = unneeded_set.contains(&i);
         let has = node_named(ctx, &f.name).is_some_and(|n| {
             taints_of(&n)
                 .iter()
                 .any(|t| t.key == DELETION_CANDIDATE_TAINT)
         });
-        if unneeded && !has && added < MAX_SOFT_TAINTS && !f.deleting {
-            added += 1;
+        if unneeded && !has && !f.deleting {
             let t = Taint {
                 value: ctx
                     .memory
@@ -173,16 +178,19 @@ pub async fn run(ctx: &Arc<Ctx>, snap: &Snapshot, scaled_up_now: bool) -> Result
                     .map(|t| t.as_second().to_string()),
                 ..taint(DELETION_CANDIDATE_TAINT, "PreferNoSchedule")
             };
-            if let Err(e) = set_taint(ctx, &f.name, DELETION_CANDIDATE_TAINT, Some(t)).await {
-                tracing::debug!(node = %f.name, error = %e, "adding the soft taint");
-            }
-        } else if !unneeded
-            && has
-            && let Err(e) = set_taint(ctx, &f.name, DELETION_CANDIDATE_TAINT, None).await
-        {
-            tracing::debug!(node = %f.name, error = %e, "removing the soft taint");
+            changes.push((f.name.clone(), Some(t)));
+        } else if !unneeded && has {
+            changes.push((f.name.clone(), None));
         }
     }
+    futures::stream::iter(changes)
+        .for_each_concurrent(MAX_SOFT_TAINTS, |(name, t)| async move {
+            let adding = t.is_some();
+            if let Err(e) = set_taint(ctx, &name, DELETION_CANDIDATE_TAINT, t).await {
+                tracing::debug!(node = %name, error = %e, adding, "changing the soft taint");
+            }
+        })
+        .await;
     for (i, why) in &found.kept {
         tracing::debug!(node = %snap.facts[*i].name, reason = %why, "node is not removable");
     }

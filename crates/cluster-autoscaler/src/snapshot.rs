@@ -19,8 +19,9 @@ use crate::{Ctx, facts};
 pub struct Snapshot {
     /// Pending pods that may trigger a scale-up, and their models.
     pub pending: Vec<(Arc<Pod>, model::Pod)>,
-    /// Ready, schedulable nodes with their pods, then one in-flight
-    /// template node per upcoming node of each group.
+    /// Every node with its pods (a group's node still starting as an
+    /// in-flight node), then one in-flight template node per upcoming node
+    /// of each group that has not registered.
     pub nodes: Vec<model::Node>,
     /// `facts[i]` is `nodes[i]`'s, for the registered nodes.
     pub facts: Vec<NodeFacts>,
@@ -57,6 +58,18 @@ fn pending_for(p: &Pod) -> Duration {
     since
         .and_then(|t| Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
         .unwrap_or_default()
+}
+
+/// Upstream's `--max-node-startup-time` default: an unready node younger
+/// than this is still starting.
+const MAX_NODE_STARTUP: Duration = Duration::from_secs(15 * 60);
+
+/// Whether an unready node is still starting (created less than
+/// [`MAX_NODE_STARTUP`] ago).
+fn starting(n: &k8s_openapi::api::core::v1::Node, now: jiff::Timestamp) -> bool {
+    n.metadata.creation_timestamp.as_ref().is_some_and(|t| {
+        Duration::try_from(now.duration_since(t.0)).is_ok_and(|age| age < MAX_NODE_STARTUP)
+    })
 }
 
 /// Builds the loop's view. `groups` come from the provider; a group with a
@@ -143,7 +156,14 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
             .filter_map(|p| kube_model::bound_pod(p).ok())
             .filter(|p| priority_of(&mine, p) >= cutoff)
             .collect();
-        let m = kube_model::node(&n, models);
+        let mut m = kube_model::node(&n, models);
+        // A group's node that has not become ready since it was created
+        // (within upstream's --max-node-startup-time, 15 min) is an upcoming
+        // node: pods count on it, without the taints of its state.
+        if !is_ready && group.is_some() && starting(&n, now) {
+            m.in_flight = true;
+            m.taints.retain(|t| !facts::state_taint(&t.key));
+        }
         snap.total_cpu_millis += m.allocatable.cpu_millis;
         snap.total_memory_bytes += m.allocatable.memory_bytes;
         if let Some(g) = group {

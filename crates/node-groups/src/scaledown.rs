@@ -598,7 +598,8 @@ fn find_unneeded_with(
             .filter(|(_, empty, _)| !empty)
             .any(|(_, _, i)| nodes[*i].pods.iter().any(has_pod_terms));
     let mut sim = Sim {
-        full: nodes.to_vec(),
+        nodes,
+        full: if simple { vec![] } else { nodes.to_vec() },
         reduced: simple.then(|| Reduced::new(nodes)),
         moved_in: BTreeMap::new(),
         gone: BTreeSet::new(),
@@ -644,8 +645,11 @@ fn find_unneeded_with(
 
 /// The removal simulation's state: the nodes, with the pods moved onto
 /// them so far, and the nodes gone.
-struct Sim {
-    /// Every node with its pods (used when pods to move have pod terms).
+struct Sim<'a> {
+    /// The nodes as they are.
+    nodes: &'a [Node],
+    /// Every node with its pods and those moved there (when pods to move
+    /// have pod terms; else empty).
     full: Vec<Node>,
     /// The same nodes reduced, when no pod to move has pod terms.
     reduced: Option<Reduced>,
@@ -660,11 +664,11 @@ struct Sim {
 const FIRST_TRY_ROOM: i64 = 2;
 const FIRST_TRY_NODES: usize = 8;
 
-impl Sim {
+impl Sim<'_> {
     /// Where node `i`'s pods would go on the other nodes left, or why one
     /// cannot go; on success the pods count on their new nodes.
     fn place(&mut self, i: usize, pods: Vec<Pod>) -> Result<Vec<(String, String)>, String> {
-        let others: Vec<usize> = (0..self.full.len())
+        let others: Vec<usize> = (0..self.nodes.len())
             .filter(|j| *j != i && !self.gone.contains(j))
             .collect();
         let (plan, problem, index) = match &self.reduced {
@@ -755,7 +759,7 @@ impl Sim {
             if let Target::Node(n) = t {
                 let dest = index[*n];
                 let pod = problem.pods[*p].clone();
-                moves.push((pod.key(), self.full[dest].name.clone()));
+                moves.push((pod.key(), self.nodes[dest].name.clone()));
                 match &mut self.reduced {
                     Some(r) => r.add(dest, pod.clone()),
                     None => self.full[dest].pods.push(pod.clone()),

@@ -73,11 +73,30 @@ fn spawn<K: Watched>(
     let cache = reader.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        // Objects of a (re)list, sent once the store holds them (at the
+        // list's end), so that the change feed shares the store's copies
+        // instead of holding a second one of every object.
+        let mut listed: Vec<reflector::ObjectRef<K>> = vec![];
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 item = stream.next() => match item {
-                    Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                    Some(Ok(watcher::Event::InitApply(o))) => {
+                        if tx.is_some() {
+                            listed.push(reflector::ObjectRef::from_obj(&o));
+                        }
+                    }
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        if let Some(tx) = &tx {
+                            for r in listed.drain(..) {
+                                if let Some(shared) = cache.get(&r) {
+                                    let _ = tx.send(shared);
+                                }
+                            }
+                        }
+                        listed.shrink_to_fit();
+                    }
+                    Some(Ok(watcher::Event::Apply(o))) => {
                         if let Some(tx) = &tx {
                             // The store's own copy (shared), not a second one.
                             let shared = cache
@@ -91,7 +110,7 @@ fn spawn<K: Watched>(
                             let _ = tx.send(Arc::new(o));
                         }
                     }
-                    Some(Ok(_)) => {}
+                    Some(Ok(watcher::Event::Init)) => listed.clear(),
                     Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
                     None => return,
                 },
