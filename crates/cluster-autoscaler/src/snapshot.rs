@@ -158,9 +158,12 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
             .collect();
         let mut m = kube_model::node(&n, models);
         // A group's node that has not become ready since it was created
-        // (within upstream's --max-node-startup-time, 15 min) is an upcoming
-        // node: pods count on it, without the taints of its state.
-        if !is_ready && group.is_some() && starting(&n, now) {
+        // (within upstream's --max-node-startup-time, 15 min), or is ready
+        // but still carries a taint of its state (the node lifecycle
+        // controller removes `not-ready` a moment later), is an upcoming
+        // node: pods count on it, without those taints.
+        let state_tainted = m.taints.iter().any(|t| facts::state_taint(&t.key));
+        if (!is_ready || state_tainted) && group.is_some() && starting(&n, now) {
             m.in_flight = true;
             m.taints.retain(|t| !facts::state_taint(&t.key));
         }

@@ -513,7 +513,16 @@ pub struct Kwok {
     config_name: String,
     nodes: Store<Node>,
     configmaps: Store<ConfigMap>,
+    /// Nodes this provider created that the node cache has not shown yet,
+    /// per group (name, when): they count in the group's target, as a
+    /// cloud's desired capacity counts instances still launching, so that
+    /// the next loop does not ask for them again.
+    created: std::sync::Mutex<BTreeMap<String, Vec<(String, std::time::Instant)>>>,
 }
+
+/// How long a created node may take to show in the node cache before it
+/// no longer counts.
+const CREATED_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Kwok {
     pub fn new(
@@ -528,7 +537,26 @@ impl Kwok {
             config_name: config_configmap_name(std::env::var(CONFIG_CONFIGMAP_ENV).ok().as_deref()),
             nodes,
             configmaps,
+            created: Default::default(),
         }
+    }
+
+    /// How many nodes of `group` were created and are not in the cache yet
+    /// (forgetting those seen, or too old).
+    fn not_seen_yet(&self, group: &str) -> i64 {
+        use outrigger_runtime::sync::LockExt;
+        let mut created = self.created.locked();
+        let Some(list) = created.get_mut(group) else {
+            return 0;
+        };
+        list.retain(|(name, at)| {
+            at.elapsed() < CREATED_GRACE
+                && self
+                    .nodes
+                    .get(&kube::runtime::reflector::ObjectRef::new(name))
+                    .is_none()
+        });
+        list.len() as i64
     }
 
     fn invalid(&self, what: &str, message: String) -> GroupError {
@@ -614,16 +642,20 @@ impl NodeGroupProvider for Kwok {
         let templates = self.templates(&cfg)?;
         let state = self.nodes.state();
         let nodes: Vec<&Node> = state.iter().map(|n| n.as_ref()).collect();
-        node_groups(&cfg, &templates, &nodes).map_err(|m| self.invalid(&self.config_name, m))
+        let mut groups = node_groups(&cfg, &templates, &nodes)
+            .map_err(|m| self.invalid(&self.config_name, m))?;
+        for g in &mut groups {
+            g.target += self.not_seen_yet(&g.id);
+        }
+        Ok(groups)
     }
 
     async fn set_target(&self, group: &str, target: i64) -> Result<(), GroupError> {
         let (template, _, max, members) = self.group(group)?;
-        let add = nodes_to_add(members.len() as i64, target, max).map_err(|message| {
-            GroupError::Invalid {
-                group: group.to_string(),
-                message,
-            }
+        let current = members.len() as i64 + self.not_seen_yet(group);
+        let add = nodes_to_add(current, target, max).map_err(|message| GroupError::Invalid {
+            group: group.to_string(),
+            message,
         })?;
         let api: Api<Node> = Api::all(self.client.clone());
         // The nodes are created a few at a time; the first error is told.
@@ -637,6 +669,14 @@ impl NodeGroupProvider for Kwok {
                         .await
                         .map_err(|e| GroupError::Cloud(format!("creating node {name}: {e}")))?;
                     tracing::info!(group, node = %name, "created kwok node");
+                    {
+                        use outrigger_runtime::sync::LockExt;
+                        self.created
+                            .locked()
+                            .entry(group.to_string())
+                            .or_default()
+                            .push((name, std::time::Instant::now()));
+                    }
                     Ok(())
                 }
             })
