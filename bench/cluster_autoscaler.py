@@ -20,7 +20,7 @@ import urllib.request
 SERIES = re.compile(
     r'^cluster_autoscaler_function_duration_seconds_(sum|count)\{([^}]*)\} ([0-9.eE+-]+)'
 )
-FUNCTIONS = ("main", "scaleUp", "findUnneeded", "scaleDown")
+FUNCTIONS = ("main", "scaleUp", "findUnneeded", "scaleDown", "snapshot", "writeStatus", "cloudProviderRefresh")
 
 
 def scrape(url):

@@ -13,9 +13,14 @@ const MAX_UNREADY_SHARE: f64 = 0.45;
 const OK_UNREADY_COUNT: i64 = 3;
 
 pub async fn run_once(ctx: &Arc<Ctx>) -> Result<(), Error> {
+    let start = Instant::now();
     let groups = ctx.provider.groups().await?;
+    ctx.metrics
+        .observe("cloudProviderRefresh", start.elapsed().as_secs_f64());
+    let start = Instant::now();
     let snap = snapshot::take(ctx, groups);
     let m = &ctx.metrics;
+    m.observe("snapshot", start.elapsed().as_secs_f64());
     m.nodes_count
         .get_or_create(&vec![("state".to_string(), "ready".to_string())])
         .set(snap.ready_nodes);
@@ -53,6 +58,8 @@ pub async fn run_once(ctx: &Arc<Ctx>) -> Result<(), Error> {
         Default::default()
     };
     m.observe("scaleDown", start.elapsed().as_secs_f64());
+    let start = Instant::now();
     status::write(ctx, &snap, "Healthy", &unneeded).await;
+    m.observe("writeStatus", start.elapsed().as_secs_f64());
     Ok(())
 }

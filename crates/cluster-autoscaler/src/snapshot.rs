@@ -153,8 +153,8 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
         let mine: Vec<&Arc<Pod>> = by_node.remove(&n.name_any()).unwrap_or_default();
         let models: Vec<model::Pod> = mine
             .iter()
+            .filter(|p| priority(p) >= cutoff)
             .filter_map(|p| kube_model::bound_pod(p).ok())
-            .filter(|p| priority_of(&mine, p) >= cutoff)
             .collect();
         let mut m = kube_model::node(&n, models);
         // A group's node that has not become ready since it was created
@@ -237,11 +237,4 @@ pub fn take(ctx: &Ctx, mut groups: Vec<NodeGroup>) -> Snapshot {
     }
     snap.groups = groups;
     snap
-}
-
-/// A bound pod's priority (its model carries none): looked up by key.
-fn priority_of(pods: &[&Arc<Pod>], m: &model::Pod) -> i32 {
-    pods.iter()
-        .find(|p| kube_model::key(p) == m.key())
-        .map_or(0, |p| priority(p))
 }
