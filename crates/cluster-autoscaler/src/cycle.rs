@@ -4,6 +4,8 @@
 
 use std::{sync::Arc, time::Instant};
 
+use outrigger_runtime::sync::LockExt;
+
 use crate::{Ctx, Error, scaledown, scaleup, snapshot, status};
 
 /// More unready nodes than this share (and than 3) halt autoscaling, as
@@ -61,5 +63,7 @@ pub async fn run_once(ctx: &Arc<Ctx>) -> Result<(), Error> {
     let start = Instant::now();
     status::write(ctx, &snap, "Healthy", &unneeded).await;
     m.observe("writeStatus", start.elapsed().as_secs_f64());
+    // What did not change is taken as it is by the next loop.
+    ctx.snapshot_cache.locked().keep(snap);
     Ok(())
 }

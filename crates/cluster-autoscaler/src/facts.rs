@@ -35,6 +35,37 @@ pub fn state_taint(key: &str) -> bool {
         || key == "node.cloudprovider.kubernetes.io/uninitialized"
 }
 
+/// Drops from a watched pod what neither the loop nor its answers read:
+/// container and IP statuses, and of each container all but its name,
+/// requests and limits, ports and restart policy (the pods are most of the
+/// autoscaler's memory).
+pub fn trim_pod(p: &mut Pod) {
+    if let Some(s) = p.status.as_mut() {
+        s.container_statuses = None;
+        s.init_container_statuses = None;
+        s.ephemeral_container_statuses = None;
+        s.host_ips = None;
+        s.pod_ips = None;
+        s.resource_claim_statuses = None;
+    }
+    if let Some(spec) = p.spec.as_mut() {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            *c = k8s_openapi::api::core::v1::Container {
+                name: std::mem::take(&mut c.name),
+                resources: c.resources.take(),
+                ports: c.ports.take(),
+                restart_policy: c.restart_policy.take(),
+                ..Default::default()
+            };
+        }
+        spec.ephemeral_containers = None;
+    }
+}
+
 /// The node's Ready condition is True.
 pub fn ready(n: &Node) -> bool {
     n.status
@@ -115,22 +146,56 @@ pub fn matching_pdbs<'a>(
     p: &Pod,
     pdbs: &'a [Arc<PodDisruptionBudget>],
 ) -> Vec<&'a Arc<PodDisruptionBudget>> {
-    let ns = p.namespace().unwrap_or_default();
-    let labels = p.labels().clone();
+    if pdbs.is_empty() {
+        return vec![];
+    }
+    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+    let empty = Default::default();
+    let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
     pdbs.iter()
-        .filter(|b| b.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|b| b.metadata.namespace.as_deref() == Some(ns))
         .filter(|b| {
             b.spec
                 .as_ref()
                 .and_then(|s| s.selector.as_ref())
-                .is_some_and(|sel| outrigger_values::selector::selects(sel, &labels))
+                .is_some_and(|sel| outrigger_values::selector::selects(sel, labels))
         })
         .collect()
 }
 
+/// Sets what of the pod's facts depends on the budgets and the time: a
+/// budget selects it, one allows no disruption now, it is long
+/// terminating, its age.
+pub fn refresh_pod_facts(
+    f: &mut PodFacts,
+    p: &Pod,
+    pdbs: &[Arc<PodDisruptionBudget>],
+    now: jiff::Timestamp,
+) {
+    let matching = matching_pdbs(p, pdbs);
+    f.has_pdb = !matching.is_empty();
+    // A budget whose status is not written yet allows nothing.
+    f.pdb_blocks = matching
+        .iter()
+        .any(|b| b.status.as_ref().map_or(0, |s| s.disruptions_allowed) < 1);
+    f.long_terminating = is_long_terminating(p, now);
+    f.age = p
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| Duration::try_from(now.duration_since(t.0)).unwrap_or_default());
+}
+
 /// What the drain rules need of the pod, at `now`.
 pub fn pod_facts(p: &Pod, pdbs: &[Arc<PodDisruptionBudget>], now: jiff::Timestamp) -> PodFacts {
-    let matching = matching_pdbs(p, pdbs);
+    let mut f = static_pod_facts(p);
+    refresh_pod_facts(&mut f, p, pdbs, now);
+    f
+}
+
+/// What the drain rules need of the pod that changes only with the pod
+/// (see [`refresh_pod_facts`] for the rest).
+pub fn static_pod_facts(p: &Pod) -> PodFacts {
     let annotations = p.annotations();
     PodFacts {
         key: kube_model::key(p),
@@ -159,18 +224,11 @@ pub fn pod_facts(p: &Pod, pdbs: &[Arc<PodDisruptionBudget>], now: jiff::Timestam
                     .collect()
             })
             .unwrap_or_default(),
-        has_pdb: !matching.is_empty(),
-        // A budget whose status is not written yet allows nothing.
-        pdb_blocks: matching
-            .iter()
-            .any(|b| b.status.as_ref().map_or(0, |s| s.disruptions_allowed) < 1),
+        has_pdb: false,
+        pdb_blocks: false,
         terminal: is_terminal(p),
-        long_terminating: is_long_terminating(p, now),
-        age: p
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| Duration::try_from(now.duration_since(t.0)).unwrap_or_default()),
+        long_terminating: false,
+        age: None,
     }
 }
 
@@ -182,6 +240,14 @@ pub fn node_facts(
     pdbs: &[Arc<PodDisruptionBudget>],
     now: jiff::Timestamp,
 ) -> NodeFacts {
+    NodeFacts {
+        pods: pods.iter().map(|p| pod_facts(p, pdbs, now)).collect(),
+        ..node_facts_without_pods(n, kube_model::node(n, vec![]).allocatable)
+    }
+}
+
+/// [`node_facts`] without the pods, the node's allocatable read already.
+pub fn node_facts_without_pods(n: &Node, allocatable: Resources) -> NodeFacts {
     let deleting = n.metadata.deletion_timestamp.is_some()
         || n.spec
             .as_ref()
@@ -196,13 +262,13 @@ pub fn node_facts(
             .get(SCALE_DOWN_DISABLED)
             .is_some_and(|v| v == "true"),
         deleting,
-        allocatable: kube_model::node(n, vec![]).allocatable,
+        allocatable,
         capacity: n
             .status
             .as_ref()
             .and_then(|s| s.capacity.as_ref())
             .and_then(|c| Resources::parse(c.iter().map(|(k, v)| (k.as_str(), v.0.as_str()))).ok())
             .unwrap_or_default(),
-        pods: pods.iter().map(|p| pod_facts(p, pdbs, now)).collect(),
+        pods: vec![],
     }
 }

@@ -20,7 +20,7 @@ pub mod groups;
 mod metrics;
 mod scaledown;
 mod scaleup;
-mod snapshot;
+pub mod snapshot;
 mod status;
 
 use std::{
@@ -43,7 +43,7 @@ use outrigger_node_groups::{
 };
 use outrigger_runtime::{
     Action, Controller, ErrorKind, KeyKind, Runtime, events::Events, parse_duration, queue::Queue,
-    sync::LockExt, watch::store_with_changes,
+    sync::LockExt, watch::store_with_changes_trimmed,
 };
 
 use crate::groups::{GroupError, NodeGroupProvider};
@@ -326,6 +326,8 @@ pub(crate) struct Ctx {
     pub metrics: metrics::Metrics,
     pub memory: Mutex<Memory>,
     pub last_loop: Mutex<Option<Instant>>,
+    /// What the last loop's snapshot read of each pod.
+    pub snapshot_cache: Mutex<snapshot::Cache>,
 }
 
 impl Ctx {
@@ -396,7 +398,11 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         .check("caches", "watch caches not synced yet");
     let client = rt.client.clone();
     let stop = rt.shutdown.clone();
-    let (pods, pods_rx) = store_with_changes(Api::<Pod>::all(client.clone()), stop.clone());
+    let (pods, pods_rx) = store_with_changes_trimmed(
+        Api::<Pod>::all(client.clone()),
+        stop.clone(),
+        facts::trim_pod,
+    );
     let nodes = outrigger_runtime::watch::store(Api::<Node>::all(client.clone()), stop.clone());
     let daemonsets =
         outrigger_runtime::watch::store(Api::<DaemonSet>::all(client.clone()), stop.clone());
@@ -454,6 +460,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         queue: controller.queue(),
         memory: Mutex::new(Memory::default()),
         last_loop: Mutex::new(None),
+        snapshot_cache: Mutex::new(Default::default()),
     });
     // A node tainted for deletion by a process that died: the removal is
     // not known to be going on, so the taint goes (as upstream cleans up at

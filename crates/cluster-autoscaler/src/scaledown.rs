@@ -50,7 +50,9 @@ fn taints_of(n: &Node) -> Vec<Taint> {
 }
 
 /// Sets or removes one taint on a node (by key), with the node's
-/// resourceVersion so a concurrent change is not lost.
+/// resourceVersion so a concurrent change is not lost: first from the
+/// cached node (one request), then, if the cache was behind (a conflict),
+/// has no such node or shows nothing to change, from the node read afresh.
 async fn set_taint(
     ctx: &Ctx,
     node: &str,
@@ -58,10 +60,28 @@ async fn set_taint(
     taint: Option<Taint>,
 ) -> Result<bool, kube::Error> {
     let api: Api<Node> = Api::all(ctx.client.clone());
+    if let Some(cached) = node_named(ctx, node)
+        && taints_of(&cached).iter().any(|t| t.key == key) != taint.is_some()
+    {
+        match patch_taint(&api, &cached, key, taint.clone()).await {
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            done => return done,
+        }
+    }
     let Some(n) = api.get_opt(node).await? else {
         return Ok(false);
     };
-    let mut taints = taints_of(&n);
+    patch_taint(&api, &n, key, taint).await
+}
+
+/// [`set_taint`] on `n` as given (its taints, its resourceVersion).
+async fn patch_taint(
+    api: &Api<Node>,
+    n: &Node,
+    key: &str,
+    taint: Option<Taint>,
+) -> Result<bool, kube::Error> {
+    let mut taints = taints_of(n);
     let had = taints.iter().any(|t| t.key == key);
     if had == taint.is_some() {
         return Ok(false);
@@ -69,7 +89,7 @@ async fn set_taint(
     taints.retain(|t| t.key != key);
     taints.extend(taint);
     api.patch(
-        node,
+        &n.name_any(),
         &PatchParams::default(),
         &Patch::Merge(serde_json::json!({
             "metadata": {"resourceVersion": n.metadata.resource_version},

@@ -3,11 +3,11 @@
 //! groups, 30 pods each (250m; every other node of the last group 20m),
 //! 500 pending pods of 500m for the first three groups.
 //!
-//!   cargo run --release -p outrigger-node-groups --example loop_shape
+//!   cargo run --release -p outrigger-node-groups --example loop_shape [ROUNDS]
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use outrigger_node_groups::{
@@ -138,23 +138,37 @@ fn main() {
             p
         })
         .collect();
-    let t = Instant::now();
-    let plan = scaleup::estimate(&Input {
-        pods: &pending,
-        nodes: &nodes,
-        groups: &groups,
-        backoff: &BTreeSet::new(),
-        daemonsets: &[],
-        limits: Limits::default(),
-        totals: Totals::default(),
-    });
-    let up = t.elapsed();
-    let t = Instant::now();
-    let found = scaledown::find_unneeded(&nodes, &facts, &groups, &Config::default());
-    let down = t.elapsed();
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let (mut up, mut down) = (Duration::MAX, Duration::MAX);
+    let (mut plan, mut found) = (None, None);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        plan = Some(scaleup::estimate(&Input {
+            pods: &pending,
+            nodes: &nodes,
+            groups: &groups,
+            backoff: &BTreeSet::new(),
+            daemonsets: &[],
+            limits: Limits::default(),
+            totals: Totals::default(),
+        }));
+        up = up.min(t.elapsed());
+        let t = Instant::now();
+        found = Some(scaledown::find_unneeded(
+            &nodes,
+            &facts,
+            &groups,
+            &Config::default(),
+        ));
+        down = down.min(t.elapsed());
+    }
+    let (plan, found) = (plan.expect("a round"), found.expect("a round"));
     let opts: BTreeMap<usize, i64> = plan.options.iter().map(|o| (o.group, o.nodes)).collect();
     println!(
-        "estimate: {up:?} (options {opts:?}); find_unneeded: {down:?} ({} unneeded, {} kept)",
+        "best of {rounds}: estimate: {up:?} (options {opts:?}); find_unneeded: {down:?} ({} unneeded, {} kept)",
         found.unneeded.len(),
         found.kept.len()
     );

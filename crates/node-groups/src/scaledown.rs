@@ -11,7 +11,7 @@ use std::{
 
 use outrigger_scheduling::{
     model::{Node, Pod, Problem, Target},
-    reduce::{Reduced, has_pod_terms},
+    reduce::{Reduced, has_pod_terms, smallest},
     resources::Resources,
     solver::solve,
 };
@@ -603,6 +603,13 @@ fn find_unneeded_with(
         reduced: simple.then(|| Reduced::new(nodes)),
         moved_in: BTreeMap::new(),
         gone: BTreeSet::new(),
+        solver_order: {
+            let mut o: Vec<usize> = (0..nodes.len()).collect();
+            o.sort_by(|a, b| {
+                (nodes[*a].in_flight, &nodes[*a].name).cmp(&(nodes[*b].in_flight, &nodes[*b].name))
+            });
+            o
+        },
     };
     for (u, empty, i) in order {
         if empty {
@@ -657,6 +664,9 @@ struct Sim<'a> {
     /// goes too).
     moved_in: BTreeMap<usize, Vec<Pod>>,
     gone: BTreeSet<usize>,
+    /// The nodes' indices in the order the solver tries nodes:
+    /// (in-flight, name).
+    solver_order: Vec<usize>,
 }
 
 /// With reduced nodes, the first try has nodes for this many times the
@@ -681,62 +691,63 @@ impl Sim<'_> {
                 (solve(&problem), problem, others)
             }
             Some(r) => {
-                let others_again = others.clone();
-                let (mut nodes, mut index) = r.for_pods(others.into_iter(), &pods);
                 // The solver tries nodes in (in-flight, name) order: a first
-                // try on the first few, enough for the pods twice over, gives
-                // the same placements if every pod finds a node there with
-                // no preference given up; else the try on all of them.
-                let mut order: Vec<usize> = (0..nodes.len()).collect();
-                order.sort_by(|a, b| {
-                    (nodes[*a].in_flight, &nodes[*a].name)
-                        .cmp(&(nodes[*b].in_flight, &nodes[*b].name))
-                });
+                // try on the first few it would be given, enough for the pods
+                // twice over, gives the same placements if every pod finds a
+                // node there with no preference given up; else the try on
+                // all of them.
+                let least = smallest(&pods);
                 let want = Resources::sum(pods.iter().map(|p| &p.requests));
+                let mut few = vec![];
                 let mut room = Resources::default();
-                let mut k = 0;
-                while k < order.len()
-                    && (k < FIRST_TRY_NODES
-                        || room.cpu_millis < FIRST_TRY_ROOM * want.cpu_millis
-                        || room.memory_bytes < FIRST_TRY_ROOM * want.memory_bytes
-                        || room.pods < FIRST_TRY_ROOM * want.pods)
-                {
-                    let n = &nodes[order[k]];
+                let mut more = false;
+                for &j in &self.solver_order {
+                    if j == i || self.gone.contains(&j) || !r.keeps(j, least.as_ref()) {
+                        continue;
+                    }
+                    if few.len() >= FIRST_TRY_NODES
+                        && room.cpu_millis >= FIRST_TRY_ROOM * want.cpu_millis
+                        && room.memory_bytes >= FIRST_TRY_ROOM * want.memory_bytes
+                        && room.pods >= FIRST_TRY_ROOM * want.pods
+                    {
+                        more = true;
+                        break;
+                    }
+                    let n = &r.nodes[j];
                     room.add(
                         &n.allocatable
                             .minus(&Resources::sum(n.pods.iter().map(|p| &p.requests))),
                     );
-                    k += 1;
+                    few.push(j);
                 }
                 let mut first = None;
-                if k < order.len() {
-                    let few: Vec<usize> = order[..k].to_vec();
+                if more {
                     let problem = Problem {
                         pods: pods.clone(),
-                        nodes: few.iter().map(|x| nodes[*x].clone()).collect(),
+                        nodes: few.iter().map(|j| r.nodes[*j].clone()).collect(),
                         ..Default::default()
                     };
                     let plan = solve(&problem);
                     if plan.unplaced.is_empty() && plan.relaxed.is_empty() {
-                        let idx: Vec<usize> = few.iter().map(|x| index[*x]).collect();
-                        first = Some((plan, problem, idx));
+                        first = Some((plan, problem, few));
                     }
                 }
                 match first {
                     Some(done) => done,
                     None => {
+                        let (nodes, index) = r.for_pods(others.iter().copied(), &pods);
                         let problem = Problem {
                             pods,
-                            nodes: std::mem::take(&mut nodes),
+                            nodes,
                             ..Default::default()
                         };
                         let plan = solve(&problem);
                         if plan.unplaced.is_empty() {
-                            (plan, problem, std::mem::take(&mut index))
+                            (plan, problem, index)
                         } else {
                             // A pod fits nowhere: asked again of every node,
                             // so the reason counts them all.
-                            let (all, index) = r.all(others_again.into_iter());
+                            let (all, index) = r.all(others.into_iter());
                             let problem = Problem {
                                 nodes: all,
                                 ..problem

@@ -47,7 +47,7 @@ fn slim<K: kube::Resource>(o: &mut K) {
 
 /// A store of every object of the kind `api` lists.
 pub fn store<K: Watched>(api: Api<K>, stop: CancellationToken) -> Store<K> {
-    spawn(api, stop, None)
+    spawn(api, stop, None, |_| {})
 }
 
 /// A store, and the objects as they change (the initial list included;
@@ -56,19 +56,33 @@ pub fn store_with_changes<K: Watched>(
     api: Api<K>,
     stop: CancellationToken,
 ) -> (Store<K>, UnboundedReceiver<Arc<K>>) {
+    store_with_changes_trimmed(api, stop, |_| {})
+}
+
+/// [`store_with_changes`], each object trimmed by `trim` as it arrives
+/// (what the caller never reads, dropped before it is stored).
+pub fn store_with_changes_trimmed<K: Watched>(
+    api: Api<K>,
+    stop: CancellationToken,
+    trim: fn(&mut K),
+) -> (Store<K>, UnboundedReceiver<Arc<K>>) {
     let (tx, rx) = unbounded_channel();
-    (spawn(api, stop, Some(tx)), rx)
+    (spawn(api, stop, Some(tx), trim), rx)
 }
 
 fn spawn<K: Watched>(
     api: Api<K>,
     stop: CancellationToken,
     tx: Option<UnboundedSender<Arc<K>>>,
+    trim: fn(&mut K),
 ) -> Store<K> {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(slim)
+        .modify(move |o| {
+            slim(o);
+            trim(o);
+        })
         .reflect(writer);
     let cache = reader.clone();
     tokio::spawn(async move {

@@ -75,24 +75,28 @@ impl Reduced {
         pods: &[Pod],
     ) -> (Vec<Node>, Vec<usize>) {
         let least = smallest(pods);
-        let mut out = vec![];
-        let mut index = vec![];
-        for i in candidates {
-            let n = &self.nodes[i];
-            let mut free = n.allocatable.clone();
-            for p in &n.pods {
-                free = free.minus(&p.requests);
-            }
-            // A node holding a pod with required anti-affinity stays
-            // whatever its room: that pod keeps matching pods out of its
-            // whole domain (a zone, say), new nodes included.
-            let anti = n.pods.iter().any(|p| !p.anti_affinity.is_empty());
-            if anti || least.as_ref().is_none_or(|l| l.fits(&free)) {
-                out.push(n.clone());
-                index.push(i);
-            }
+        candidates
+            .filter(|i| self.keeps(*i, least.as_ref()))
+            .map(|i| (self.nodes[i].clone(), i))
+            .unzip()
+    }
+
+    /// Node `i`'s room: its allocatable less its pods' requests.
+    pub fn room(&self, i: usize) -> Resources {
+        let n = &self.nodes[i];
+        let mut free = n.allocatable.clone();
+        for p in &n.pods {
+            free = free.minus(&p.requests);
         }
-        (out, index)
+        free
+    }
+
+    /// Whether [`Reduced::for_pods`] keeps node `i` for pods whose
+    /// smallest request ([`smallest`]) is `least`.
+    pub fn keeps(&self, i: usize, least: Option<&Resources>) -> bool {
+        let n = &self.nodes[i];
+        n.pods.iter().any(|p| !p.anti_affinity.is_empty())
+            || least.is_none_or(|l| l.fits(&self.room(i)))
     }
 }
 
@@ -123,7 +127,7 @@ fn fold(n: &Node) -> Node {
 /// The least request of any of `pods` in each of cpu, memory, pods and
 /// ephemeral storage (extended resources left out: no bound); `None`
 /// without pods.
-fn smallest(pods: &[Pod]) -> Option<Resources> {
+pub fn smallest(pods: &[Pod]) -> Option<Resources> {
     let mut it = pods.iter();
     let first = it.next()?;
     let mut least = Resources {
