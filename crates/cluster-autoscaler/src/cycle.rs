@@ -45,7 +45,7 @@ pub async fn run_once(ctx: &Arc<Ctx>) -> Result<(), Error> {
             "Cluster has too many unready nodes; autoscaling is halted"
         );
         m.safe_to_autoscale.set(0);
-        status::write(ctx, &snap, "Unhealthy", &Default::default()).await;
+        status::write(ctx, &snap, "Unhealthy", &Default::default());
         return Ok(());
     }
     m.safe_to_autoscale.set(1);
@@ -61,7 +61,7 @@ pub async fn run_once(ctx: &Arc<Ctx>) -> Result<(), Error> {
     };
     m.observe("scaleDown", start.elapsed().as_secs_f64());
     let start = Instant::now();
-    status::write(ctx, &snap, "Healthy", &unneeded).await;
+    status::write(ctx, &snap, "Healthy", &unneeded);
     m.observe("writeStatus", start.elapsed().as_secs_f64());
     // What did not change is taken as it is by the next loop.
     ctx.snapshot_cache.locked().keep(snap);

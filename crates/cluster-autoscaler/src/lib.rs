@@ -309,6 +309,8 @@ pub(crate) struct Memory {
     pub not_triggered: BTreeMap<String, Instant>,
     /// The node being drained, if one is.
     pub draining: Option<String>,
+    /// The soft taints being changed, if they are.
+    pub soft_taints: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) struct Ctx {
@@ -328,6 +330,8 @@ pub(crate) struct Ctx {
     pub last_loop: Mutex<Option<Instant>>,
     /// What the last loop's snapshot read of each pod.
     pub snapshot_cache: Mutex<snapshot::Cache>,
+    /// The latest status document, for the status writer.
+    pub status: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Ctx {
@@ -461,7 +465,9 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         memory: Mutex::new(Memory::default()),
         last_loop: Mutex::new(None),
         snapshot_cache: Mutex::new(Default::default()),
+        status: tokio::sync::watch::Sender::new(None),
     });
+    tokio::spawn(status::writer(ctx.clone(), ctx.status.subscribe()));
     // A node tainted for deletion by a process that died: the removal is
     // not known to be going on, so the taint goes (as upstream cleans up at
     // start); the node is looked at again.

@@ -203,14 +203,28 @@ pub async fn run(ctx: &Arc<Ctx>, snap: &Snapshot, scaled_up_now: bool) -> Result
             changes.push((f.name.clone(), None));
         }
     }
-    futures::stream::iter(changes)
-        .for_each_concurrent(MAX_SOFT_TAINTS, |(name, t)| async move {
-            let adding = t.is_some();
-            if let Err(e) = set_taint(ctx, &name, DELETION_CANDIDATE_TAINT, t).await {
-                tracing::debug!(node = %name, error = %e, adding, "changing the soft taint");
-            }
-        })
-        .await;
+    // Written off the loop (they are a hint to kube-scheduler and the
+    // timers' copy on the nodes, not part of a decision); while the last
+    // loop's are still being written, none change.
+    {
+        let mut mem = ctx.memory.locked();
+        if mem.soft_taints.as_ref().is_some_and(|h| !h.is_finished()) {
+            tracing::debug!("the last loop's soft taints are still being written");
+        } else if !changes.is_empty() {
+            let c = ctx.clone();
+            mem.soft_taints = Some(tokio::spawn(async move {
+                let ctx = &c;
+                futures::stream::iter(changes)
+                    .for_each_concurrent(MAX_SOFT_TAINTS, |(name, t)| async move {
+                        let adding = t.is_some();
+                        if let Err(e) = set_taint(ctx, &name, DELETION_CANDIDATE_TAINT, t).await {
+                            tracing::debug!(node = %name, error = %e, adding, "changing the soft taint");
+                        }
+                    })
+                    .await;
+            }));
+        }
+    }
     for (i, why) in &found.kept {
         tracing::debug!(node = %snap.facts[*i].name, reason = %why, "node is not removable");
     }

@@ -78,28 +78,45 @@ pub fn document(ctx: &Ctx, snap: &Snapshot, health: &'static str, found: &Found)
     }
 }
 
-/// Writes the status ConfigMap (server-side apply: created when missing).
-pub async fn write(ctx: &Ctx, snap: &Snapshot, health: &'static str, found: &Found) {
+/// Hands the status ConfigMap for this loop to the writer ([`writer`]), so
+/// the loop does not wait on the API server for it.
+pub fn write(ctx: &Ctx, snap: &Snapshot, health: &'static str, found: &Found) {
     if !ctx.args.write_status_configmap {
         return;
     }
     let doc = document(ctx, snap, health, found).to_yaml();
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.args.namespace);
-    let cm = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": ctx.args.status_config_map_name,
-            "namespace": ctx.args.namespace,
-            "annotations": {"cluster-autoscaler.kubernetes.io/last-updated": jiff::Timestamp::now().to_string()},
-        },
-        "data": {"status": doc},
-    });
-    let pp = PatchParams::apply("cluster-autoscaler").force();
-    if let Err(e) = api
-        .patch(&ctx.args.status_config_map_name, &pp, &Patch::Apply(cm))
-        .await
-    {
-        tracing::warn!(error = %e, "writing the status ConfigMap");
+    ctx.status.send_replace(Some(doc));
+}
+
+/// Writes the latest status document handed to it, one write at a time
+/// (server-side apply: created when missing); a document superseded while
+/// the last one was being written is skipped, never the latest. Runs until
+/// the sender is dropped.
+pub async fn writer(
+    ctx: std::sync::Arc<Ctx>,
+    mut rx: tokio::sync::watch::Receiver<Option<String>>,
+) {
+    while rx.changed().await.is_ok() {
+        let Some(doc) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.args.namespace);
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": ctx.args.status_config_map_name,
+                "namespace": ctx.args.namespace,
+                "annotations": {"cluster-autoscaler.kubernetes.io/last-updated": jiff::Timestamp::now().to_string()},
+            },
+            "data": {"status": doc},
+        });
+        let pp = PatchParams::apply("cluster-autoscaler").force();
+        if let Err(e) = api
+            .patch(&ctx.args.status_config_map_name, &pp, &Patch::Apply(cm))
+            .await
+        {
+            tracing::warn!(error = %e, "writing the status ConfigMap");
+        }
     }
 }
