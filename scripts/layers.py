@@ -12,7 +12,7 @@ import os, re, sys, tomllib
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "."
 PURE = {
     "outrigger-values", "outrigger-scheduling", "outrigger-scheduling-kube",
-    "outrigger-metrics-core", "outrigger-lb-model",
+    "outrigger-metrics-core", "outrigger-lb-model", "outrigger-logs-core",
     "outrigger-karpenter-api", "outrigger-lb-api",
 }
 API = {"outrigger-karpenter-api", "outrigger-lb-api"}
