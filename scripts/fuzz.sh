@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target briefly (FUZZ_SECONDS each, default 15) with
+# Runs every fuzz target of every crate (crates/*/fuzz) briefly (FUZZ_SECONDS each, default 15) with
 # cargo-fuzz (libFuzzer; needs the nightly toolchain, which rustup installs
 # beside stable). Without a nightly toolchain it says so and exits 0: the
 # targets' inputs are still exercised by the crates' property tests.
@@ -15,7 +15,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-fuzz >&2
 fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/outrigger/fuzz-target}"
-cd "$REPO/crates/metrics-core"
+for dir in "$REPO"/crates/*/fuzz; do
+crate="$(dirname "$dir")"
+cd "$crate"
 for t in $(cargo +nightly fuzz list); do
   corpus="$HOME/.cache/outrigger/fuzz-corpus/$t"
   mkdir -p "$corpus"
@@ -27,10 +29,11 @@ for t in $(cargo +nightly fuzz list); do
     if grep -q "failed to build fuzz script" "$corpus.log"; then
       echo "fuzz: $t does not build (see above)" >&2
     else
-      echo "fuzz: $t found a crash (see above; artifacts in crates/metrics-core/fuzz/artifacts/$t)" >&2
+      echo "fuzz: $t found a crash (see above; artifacts in ${crate#"$REPO"/}/fuzz/artifacts/$t)" >&2
     fi
     exit 1
   fi
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$corpus.log" | grep -oE '[0-9]+$' || echo '?')
   echo "fuzz: $t ran $runs inputs without a crash"
+done
 done
