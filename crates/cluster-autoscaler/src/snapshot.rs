@@ -5,18 +5,19 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::{
+    apps::v1::DaemonSet,
+    core::v1::{Node, Pod},
+    policy::v1::PodDisruptionBudget,
+};
 use kube::ResourceExt;
 use outrigger_node_groups::{
     group::{NodeGroup, Template},
     scaledown::{NodeFacts, PodFacts},
 };
+use outrigger_runtime::sync::LockExt;
 use outrigger_scheduling::{model, resources::Resources};
 use outrigger_scheduling_kube as kube_model;
-
-use k8s_openapi::api::{apps::v1::DaemonSet, core::v1::Node, policy::v1::PodDisruptionBudget};
-
-use outrigger_runtime::sync::LockExt;
 
 use crate::{Ctx, facts};
 
@@ -90,7 +91,7 @@ const MAX_NODE_STARTUP: Duration = Duration::from_secs(15 * 60);
 
 /// Whether an unready node is still starting (created less than
 /// [`MAX_NODE_STARTUP`] ago).
-fn starting(n: &k8s_openapi::api::core::v1::Node, now: jiff::Timestamp) -> bool {
+fn starting(n: &Node, now: jiff::Timestamp) -> bool {
     n.metadata.creation_timestamp.as_ref().is_some_and(|t| {
         Duration::try_from(now.duration_since(t.0)).is_ok_and(|age| age < MAX_NODE_STARTUP)
     })
