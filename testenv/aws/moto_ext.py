@@ -1,4 +1,5 @@
-"""moto's server with the test environment's extension: insufficient capacity.
+"""moto's server with the test environment's extensions: insufficient
+capacity, CloudWatch Logs faults and PutLogEvents limits.
 
 Run it like moto's own entry point (same arguments, same server)::
 
@@ -53,19 +54,65 @@ ModifyRule or ModifyListener points one at a target group, so a rule changed
 to forward (the load balancer controller does that when a backend Service
 appears after its Ingress) left the group unlisted. The extension records
 the link on those two calls as well.
+
+CloudWatch Logs, for a log shipper's tests:
+
+* ``/outrigger-ext/logs-faults`` makes CloudWatch Logs calls fail as the
+  service does when it throttles (HTTP 400, ``ThrottlingException``, "Rate
+  exceeded") or fails (HTTP 500, ``ServiceUnavailableException``), per
+  operation (``X-Amz-Target: Logs_20140328.<operation>``) or for all. A
+  rule ``{"operation": ..., "throttle": p, "serverError": q, "count": n}``:
+  ``operation`` a CloudWatch Logs operation, ``"*"`` or omitted for every
+  one (a rule of the call's own operation wins over ``"*"``); ``throttle``
+  and ``serverError`` the probabilities of each (0 when omitted, at most 1
+  together); ``count`` (optional) ends the rule after it has failed that
+  many calls, so ``{"throttle": 1, "count": 3}`` fails exactly the next
+  three calls. A failed call is answered here and never reaches moto (a
+  PutLogEvents so answered stores nothing).
+
+  - ``POST`` a JSON object (or a list of them): sets the rule of its
+    operation (replacing one there was); ``{"limits": false}`` (alone or in
+    a rule) switches the PutLogEvents limits below off, ``true`` on.
+  - ``DELETE`` with such a body: removes the rule of its operation and its
+    counters (``"*"``/omitted: every rule and counter); an object with
+    ``limits`` switches them back on. No body (or ``{}``) resets all.
+  - ``GET``: the state.
+
+  Each answers ``{"logsFaults": [rules], "injected": {"throttle": n,
+  "serverError": n, "byOperation": {operation: {kind: n}}}, "limits": bool}``
+  (the state afterwards; ``count`` in a rule is what is left of it).
+
+* PutLogEvents enforces CloudWatch Logs' batch rules, which moto does not
+  (on unless switched off above): at least 1 and at most 10,000 events, no
+  empty message, at most 1,048,576 bytes counting each message's UTF-8 bytes
+  plus 26, chronological order, and at most 24 hours between the batch's
+  accepted events, each refused with CloudWatch's ``InvalidParameterException``
+  and message; events more than 14 days old or 2 hours ahead are dropped and
+  reported in ``rejectedLogEventsInfo`` with the service's indices
+  (``tooOldLogEventEndIndex`` exclusive, ``tooNewLogEventStartIndex``
+  inclusive; moto reports the last index of each).
+
+Both live in this process only, like the insufficient-capacity set.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import random
 import sys
 import threading
+import time
+import uuid
 from typing import Any, Iterable
 
+import botocore.session
 import moto.server
 from moto.ec2.models.fleets import FleetsBackend
 from moto.ec2.responses.fleets import Fleets as FleetsResponse
 from moto.elbv2.models import ELBv2Backend
+from moto.logs.exceptions import InvalidParameterException
+from moto.logs.models import LogsBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 EXT_PATH = "/outrigger-ext/insufficient-capacity"
@@ -284,17 +331,298 @@ def create_fleet_response(self: Any) -> Any:
     return result
 
 
-# --- the control endpoint -------------------------------------------------------
+# --- CloudWatch Logs: faults ---------------------------------------------------
+
+LOGS_FAULTS_PATH = "/outrigger-ext/logs-faults"
+LOGS_TARGET_PREFIX = "Logs_20140328."
+_FAULT_KINDS = ("throttle", "serverError")
+_RULE_FIELDS = ("operation", *_FAULT_KINDS, "count")
+# What CloudWatch Logs answers (JSON 1.1 errors): status, error type, message.
+_FAULT_ERRORS = {
+    "throttle": ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
+    "serverError": (
+        "500 Internal Server Error",
+        "ServiceUnavailableException",
+        "The service cannot complete the request.",
+    ),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def logs_operations() -> frozenset[str]:
+    """Every CloudWatch Logs operation (botocore's model of the service)."""
+    return frozenset(botocore.session.get_session().get_service_model("logs").operation_names)
+
+
+class LogsFaults:
+    """The CloudWatch Logs fault rules (one per operation, ``*`` for any),
+    the faults they injected, and whether PutLogEvents limits hold."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: dict[str, dict[str, Any]] = {}
+        self._injected: dict[str, dict[str, int]] = {}
+        self._random = random.Random()
+        self.limits = True
+
+    @staticmethod
+    def parse(d: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool | None]:
+        """A POST or DELETE object: its rule (None without rule fields) and
+        its ``limits`` (None when absent)."""
+        d = d or {}
+        if not isinstance(d, dict):
+            raise ValueError("expected a JSON object")
+        unknown = set(d) - {*_RULE_FIELDS, "limits"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; expected {[*_RULE_FIELDS, 'limits']}")
+        limits = d.get("limits")
+        if limits is not None and not isinstance(limits, bool):
+            raise ValueError("limits must be true or false")
+        if not any(f in d for f in _RULE_FIELDS):
+            return None, limits
+        op = d.get("operation")
+        if op is None or op == "":
+            op = ANY
+        if not isinstance(op, str):
+            raise ValueError("operation must be a string")
+        if op != ANY and op not in logs_operations():
+            raise ValueError(f"unknown CloudWatch Logs operation {op!r}")
+        rule: dict[str, Any] = {"operation": op}
+        for kind in _FAULT_KINDS:
+            p = d.get(kind)
+            p = 0 if p is None else p
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise ValueError(f"{kind} must be a probability, 0 to 1")
+            rule[kind] = p
+        if rule["throttle"] + rule["serverError"] > 1 + 1e-9:
+            raise ValueError("throttle + serverError must be at most 1")
+        count = d.get("count")
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError("count must be a positive integer")
+            if rule["throttle"] + rule["serverError"] == 0:
+                raise ValueError("count needs throttle or serverError above 0")
+            rule["count"] = count
+        return rule, limits
+
+    @classmethod
+    def parse_post(cls, d: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool | None]:
+        rule, limits = cls.parse(d)
+        if rule is None and limits is None:
+            raise ValueError(f"expected a rule ({list(_RULE_FIELDS)}) or limits")
+        return rule, limits
+
+    def post(self, d: dict[str, Any] | None) -> None:
+        rule, limits = self.parse_post(d)
+        with self._lock:
+            if rule is not None:
+                self._rules[rule["operation"]] = rule
+            if limits is not None:
+                self.limits = limits
+
+    def delete(self, d: dict[str, Any] | None) -> None:
+        rule, limits = self.parse(d)
+        everything = rule is None and limits is None
+        with self._lock:
+            if everything or (rule is not None and rule["operation"] == ANY):
+                self._rules.clear()
+                self._injected.clear()
+            elif rule is not None:
+                self._rules.pop(rule["operation"], None)
+                self._injected.pop(rule["operation"], None)
+            if everything or limits is not None:
+                self.limits = True
+
+    def draw(self, operation: str) -> str | None:
+        """The fault a call of `operation` gets: a kind, or None."""
+        with self._lock:
+            key = operation if operation in self._rules else ANY
+            rule = self._rules.get(key)
+            if rule is None:
+                return None
+            r = self._random.random()
+            if r < rule["throttle"]:
+                kind = "throttle"
+            elif r < rule["throttle"] + rule["serverError"]:
+                kind = "serverError"
+            else:
+                return None
+            if "count" in rule:
+                rule["count"] -= 1
+                if rule["count"] == 0:
+                    del self._rules[key]
+            counts = self._injected.setdefault(operation, dict.fromkeys(_FAULT_KINDS, 0))
+            counts[kind] += 1
+            return kind
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            rules = [dict(self._rules[k]) for k in sorted(self._rules)]
+            by_op = {op: dict(c) for op, c in sorted(self._injected.items())}
+            limits = self.limits
+        injected: dict[str, Any] = {k: sum(c[k] for c in by_op.values()) for k in _FAULT_KINDS}
+        injected["byOperation"] = by_op
+        return {"logsFaults": rules, "injected": injected, "limits": limits}
+
+
+LOGS_FAULTS = LogsFaults()
+
+
+def logs_fault(environ: dict[str, Any], start_response: Any) -> list[bytes] | None:
+    """The error answer of a CloudWatch Logs call a rule fails, None for
+    a call moto serves."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if not target.startswith(LOGS_TARGET_PREFIX):
+        return None
+    kind = LOGS_FAULTS.draw(target[len(LOGS_TARGET_PREFIX):])
+    if kind is None:
+        return None
+    _request_body(environ)  # read all of it: unread, closing the socket could reset the connection
+    status, error_type, message = _FAULT_ERRORS[kind]
+    data = json.dumps({"__type": error_type, "message": message}).encode()
+    start_response(status, [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Content-Length", str(len(data))),
+        ("x-amzn-ErrorType", error_type),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+    ])
+    return [data]
+
+
+# --- CloudWatch Logs: PutLogEvents limits ----------------------------------------
+
+MAX_BATCH_EVENTS = 10_000
+MAX_BATCH_BYTES = 1_048_576
+EVENT_OVERHEAD = 26
+MAX_BATCH_SPAN_MS = 24 * 3600 * 1000
+MAX_AGE_MS = 14 * 24 * 3600 * 1000
+MAX_AHEAD_MS = 2 * 3600 * 1000
+_LISTED_ERRORS = 10  # validation errors written out in one message
+
+
+def check_batch(log_events: Any) -> None:
+    """Raises CloudWatch's InvalidParameterException for a PutLogEvents
+    batch it refuses as a whole: its input constraints (events 1 to 10,000,
+    timestamp and message present, timestamp >= 0, message not empty), its
+    size, and its order."""
+    errors: list[str] = []
+    if log_events is None:
+        errors.append("Value null at 'logEvents' failed to satisfy constraint: Member must not be null")
+    elif not log_events:
+        errors.append("Value '[]' at 'logEvents' failed to satisfy constraint: "
+                      "Member must have length greater than or equal to 1")
+    elif len(log_events) > MAX_BATCH_EVENTS:
+        # The value abbreviated (CloudWatch writes the whole list out).
+        errors.append(f"Value '[...]' at 'logEvents' failed to satisfy constraint: "
+                      f"Member must have length less than or equal to {MAX_BATCH_EVENTS}")
+    for i, event in enumerate(log_events or [], start=1):
+        at = f"at 'logEvents.{i}.member"
+        timestamp, message = event.get("timestamp"), event.get("message")
+        if timestamp is None:
+            errors.append(f"Value null {at}.timestamp' failed to satisfy constraint: Member must not be null")
+        elif timestamp < 0:
+            errors.append(f"Value '{timestamp}' {at}.timestamp' failed to satisfy constraint: "
+                          "Member must have value greater than or equal to 0")
+        if message is None:
+            errors.append(f"Value null {at}.message' failed to satisfy constraint: Member must not be null")
+        elif message == "":
+            errors.append(f"Value '' {at}.message' failed to satisfy constraint: "
+                          "Member must have length greater than or equal to 1")
+    if errors:
+        n = len(errors)
+        raise InvalidParameterException(
+            f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(errors[:_LISTED_ERRORS]))
+    size = sum(len(e["message"].encode("utf-8")) + EVENT_OVERHEAD for e in log_events)
+    if size > MAX_BATCH_BYTES:
+        raise InvalidParameterException(f"Upload too large: {size} bytes exceeds limit of {MAX_BATCH_BYTES}")
+    for a, b in zip(log_events, log_events[1:]):
+        if b["timestamp"] < a["timestamp"]:
+            raise InvalidParameterException(
+                "Log events in a single PutLogEvents request must be in chronological order.")
+
+
+def split_by_age(log_events: list[dict[str, Any]], now_ms: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The events CloudWatch accepts from a chronological batch, and its
+    ``rejectedLogEventsInfo`` for the rest: the too old lead, the too new
+    trail."""
+    old = sum(1 for e in log_events if e["timestamp"] < now_ms - MAX_AGE_MS)
+    new_from = next((i for i, e in enumerate(log_events) if e["timestamp"] > now_ms + MAX_AHEAD_MS), len(log_events))
+    rejected = {}
+    if old:
+        rejected["tooOldLogEventEndIndex"] = old
+    if new_from < len(log_events):
+        rejected["tooNewLogEventStartIndex"] = new_from
+    return log_events[old:new_from], rejected
+
+
+_put_log_events = LogsBackend.put_log_events
+
+
+def put_log_events(self: Any, log_group_name: str, log_stream_name: str, log_events: Any) -> Any:
+    """LogsBackend.put_log_events with CloudWatch's batch rules (while the
+    limits are on)."""
+    if not LOGS_FAULTS.limits:
+        return _put_log_events(self, log_group_name, log_stream_name, log_events)
+    check_batch(log_events)
+    accepted, rejected = split_by_age(log_events, int(time.time() * 1000))
+    if accepted and accepted[-1]["timestamp"] - accepted[0]["timestamp"] > MAX_BATCH_SPAN_MS:
+        raise InvalidParameterException(
+            "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.")
+    token, _ = _put_log_events(self, log_group_name, log_stream_name, accepted)
+    return token, rejected
+
+
+# --- the control endpoints ------------------------------------------------------
+
+
+def _request_body(environ: dict[str, Any]) -> bytes:
+    if environ.get("wsgi.input_terminated"):
+        return environ["wsgi.input"].read()
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _answer(start_response: Any, status: str, out: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(out).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def logs_faults_control(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """WSGI handler of LOGS_FAULTS_PATH."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    raw = _request_body(environ)
+    status = "200 OK"
+    try:
+        body = json.loads(raw) if raw.strip() else None
+        items = body if isinstance(body, list) else [body]
+        if method == "POST":
+            if body is None:
+                raise ValueError("POST needs a JSON object or a list of them")
+            for d in items:  # all valid before any is applied
+                LOGS_FAULTS.parse_post(d)
+            for d in items:
+                LOGS_FAULTS.post(d)
+        elif method == "DELETE":
+            for d in items:
+                LOGS_FAULTS.parse(d)
+            for d in items:
+                LOGS_FAULTS.delete(d)
+        elif method != "GET":
+            status = "405 Method Not Allowed"
+        out = LOGS_FAULTS.to_json()
+    except ValueError as e:  # json.JSONDecodeError is one
+        status, out = "400 Bad Request", {"error": str(e)}
+    return _answer(start_response, status, out)
 
 
 def control(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """WSGI handler of EXT_PATH."""
     method = environ.get("REQUEST_METHOD", "GET")
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    raw = _request_body(environ)
     status = "200 OK"
     try:
         body = json.loads(raw) if raw.strip() else None
@@ -313,18 +641,22 @@ def control(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         out: dict[str, Any] = {"insufficientCapacity": INSUFFICIENT_CAPACITY.to_json()}
     except ValueError as e:  # json.JSONDecodeError is one
         status, out = "400 Bad Request", {"error": str(e)}
-    data = json.dumps(out).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-    return [data]
+    return _answer(start_response, status, out)
 
 
 class ExtendedApplication(DomainDispatcherApplication):
-    """moto's WSGI application with the control endpoint in front."""
+    """moto's WSGI application with the control endpoints and the CloudWatch
+    Logs faults in front."""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path == EXT_PATH or path == EXT_PATH + "/":
             return control(environ, start_response)
+        if path == LOGS_FAULTS_PATH or path == LOGS_FAULTS_PATH + "/":
+            return logs_faults_control(environ, start_response)
+        faulted = logs_fault(environ, start_response)
+        if faulted is not None:
+            return faulted
         return super().__call__(environ, start_response)
 
 
@@ -366,6 +698,7 @@ def install() -> None:
     ELBv2Backend.modify_listener = modify_listener  # type: ignore[method-assign]
     FleetsBackend.create_fleet = create_fleet  # type: ignore[method-assign]
     FleetsResponse.create_fleet = create_fleet_response  # type: ignore[method-assign]
+    LogsBackend.put_log_events = put_log_events  # type: ignore[method-assign]
     moto.server.DomainDispatcherApplication = ExtendedApplication  # type: ignore[misc]
 
 

@@ -4,10 +4,12 @@ this process, driven by boto3 and plain HTTP."""
 import json
 import os
 import threading
+import time
 import unittest
 import urllib.request
 
 import boto3
+from botocore.config import Config
 from werkzeug.serving import make_server
 
 import moto_ext
@@ -21,14 +23,19 @@ class QuietHandler(MotoRequestHandler):
 REGION = "ap-southeast-1"
 
 
+def serve():
+    """A moto server with the extension on a free port: (server, url)."""
+    moto_ext.install()
+    app = moto_ext.ExtendedApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
 class MotoExtTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        moto_ext.install()
-        app = moto_ext.ExtendedApplication(create_backend_app)
-        cls.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-        cls.url = f"http://127.0.0.1:{cls.server.server_port}"
-        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
+        cls.server, cls.url = serve()
         cls.ec2 = boto3.client(
             "ec2", region_name=REGION, endpoint_url=cls.url,
             aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -190,6 +197,212 @@ class MotoExtTest(unittest.TestCase):
         self.assertEqual(listed(), set(tgs))
         elb.modify_rule(RuleArn=rule, Actions=[{"Type": "forward", "TargetGroupArn": tgs[0]}])
         self.assertEqual(listed(), set(tgs))
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class LogsExtTest(unittest.TestCase):
+    """CloudWatch Logs: the fault switch and PutLogEvents limits."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server, cls.url = serve()
+        cls.logs = cls.client("logs")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+
+    @classmethod
+    def client(cls, service, attempts=1):
+        # One attempt: every answer is seen (boto3 retries throttling and 5xx).
+        # No client-side validation: what the service refuses, moto must.
+        return boto3.client(
+            service, region_name=REGION, endpoint_url=cls.url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(retries={"mode": "standard", "total_max_attempts": attempts}, parameter_validation=False),
+        )
+
+    def setUp(self):
+        self.faults("DELETE")
+        self.group = f"/ext-test/{self.id().rsplit('.', 1)[-1]}"
+        self.logs.create_log_group(logGroupName=self.group)
+        self.logs.create_log_stream(logGroupName=self.group, logStreamName="s")
+
+    def faults(self, method, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + moto_ext.LOGS_FAULTS_PATH, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            return json.loads(r.read())
+
+    def put(self, events, client=None, stream="s"):
+        return (client or self.logs).put_log_events(logGroupName=self.group, logStreamName=stream, logEvents=events)
+
+    def stored(self, stream="s"):
+        return [e["message"] for e in self.logs.get_log_events(
+            logGroupName=self.group, logStreamName=stream, startFromHead=True)["events"]]
+
+    def assertRefused(self, events, code, message):
+        with self.assertRaises(self.logs.exceptions.ClientError) as e:
+            self.put(events)
+        err = e.exception.response
+        self.assertEqual((err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]), (code, 400))
+        self.assertIn(message, err["Error"]["Message"])
+
+    # --- the fault switch ---
+
+    def test_faults_control_endpoint(self):
+        empty = {"logsFaults": [], "injected": {"throttle": 0, "serverError": 0, "byOperation": {}}, "limits": True}
+        self.assertEqual(self.faults("GET"), empty)
+        got = self.faults("POST", {"operation": "PutLogEvents", "throttle": 0.5, "serverError": 0.1})
+        self.assertEqual(got["logsFaults"], [{"operation": "PutLogEvents", "throttle": 0.5, "serverError": 0.1}])
+        got = self.faults("POST", [{"serverError": 1, "count": 2}, {"operation": "PutLogEvents", "throttle": 1},
+                                   {"limits": False}])
+        self.assertEqual(got["logsFaults"], [
+            {"operation": "*", "throttle": 0, "serverError": 1, "count": 2},
+            {"operation": "PutLogEvents", "throttle": 1, "serverError": 0},  # replaced
+        ])
+        self.assertFalse(got["limits"])
+        for bad in ({"operation": "PutLogEvent", "throttle": 1}, {"throttle": 1.5}, {"throttle": 0.6, "serverError": 0.6},
+                    {"throttle": 1, "count": 0}, {"count": 3}, {"throttle": "1"}, {"limits": "no"}, {"rate": 1}, {},
+                    [{"throttle": 1}, {"throttle": 2}]):
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                self.faults("POST", bad)
+            self.assertEqual(e.exception.code, 400, bad)
+        self.assertEqual(len(self.faults("GET")["logsFaults"]), 2)  # nothing of a refused list applied
+        got = self.faults("DELETE", {"operation": "PutLogEvents"})
+        self.assertEqual([r["operation"] for r in got["logsFaults"]], ["*"])
+        self.assertFalse(got["limits"])
+        self.assertTrue(self.faults("DELETE", {"limits": False})["limits"])
+        self.assertEqual(self.faults("DELETE"), empty)
+
+    def test_throttled_calls_fail_and_store_nothing(self):
+        self.faults("POST", {"operation": "PutLogEvents", "throttle": 1, "count": 2})
+        for i in range(2):
+            with self.assertRaises(self.logs.exceptions.ThrottlingException) as e:
+                self.put([{"timestamp": now_ms(), "message": f"throttled {i}"}])
+            err = e.exception.response
+            self.assertEqual(err["Error"], {"Code": "ThrottlingException", "Message": "Rate exceeded"})
+            self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(err["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"], "ThrottlingException")
+        self.put([{"timestamp": now_ms(), "message": "third"}])
+        self.assertEqual(self.stored(), ["third"])
+        state = self.faults("GET")
+        self.assertEqual(state["logsFaults"], [])  # the count is spent
+        self.assertEqual(state["injected"], {"throttle": 2, "serverError": 0,
+                                             "byOperation": {"PutLogEvents": {"throttle": 2, "serverError": 0}}})
+
+    def test_server_errors_are_retried_by_the_sdk(self):
+        self.faults("POST", {"operation": "PutLogEvents", "serverError": 1, "count": 1})
+        with self.assertRaises(self.logs.exceptions.ServiceUnavailableException) as e:
+            self.put([{"timestamp": now_ms(), "message": "lost"}])
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        # With retries, a throttled or failed call goes through once.
+        self.faults("POST", [{"operation": "PutLogEvents", "serverError": 1, "count": 1}])
+        self.put([{"timestamp": now_ms(), "message": "after a 500"}], client=self.client("logs", attempts=3))
+        self.faults("POST", [{"operation": "PutLogEvents", "throttle": 1, "count": 2}])
+        self.put([{"timestamp": now_ms(), "message": "after 2 throttles"}], client=self.client("logs", attempts=3))
+        self.assertEqual(self.stored(), ["after a 500", "after 2 throttles"])
+        self.assertEqual(self.faults("GET")["injected"]["byOperation"],
+                         {"PutLogEvents": {"throttle": 2, "serverError": 2}})
+
+    def test_rules_by_operation(self):
+        """A rule of the call's operation wins over "*"; other services are
+        not affected."""
+        self.faults("POST", [{"throttle": 1}, {"operation": "GetLogEvents", "throttle": 0}])
+        with self.assertRaises(self.logs.exceptions.ThrottlingException):
+            self.logs.create_log_stream(logGroupName=self.group, logStreamName="t")
+        with self.assertRaises(self.logs.exceptions.ThrottlingException):
+            self.put([{"timestamp": now_ms(), "message": "x"}])
+        self.assertEqual(self.stored(), [])  # GetLogEvents is exempt
+        self.client("ec2").describe_vpcs()
+        self.assertEqual(self.faults("GET")["injected"]["byOperation"], {
+            "CreateLogStream": {"throttle": 1, "serverError": 0}, "PutLogEvents": {"throttle": 1, "serverError": 0}})
+        left = self.faults("DELETE", {"operation": "CreateLogStream"})
+        self.assertEqual(list(left["injected"]["byOperation"]), ["PutLogEvents"])
+        self.assertEqual(len(left["logsFaults"]), 2)
+
+    def test_fault_probabilities(self):
+        self.faults("POST", {"operation": "DescribeLogGroups", "throttle": 0.3, "serverError": 0.3})
+        ok = 0
+        for _ in range(200):
+            try:
+                self.logs.describe_log_groups(logGroupNamePrefix=self.group)
+                ok += 1
+            except (self.logs.exceptions.ThrottlingException, self.logs.exceptions.ServiceUnavailableException):
+                pass
+        injected = self.faults("GET")["injected"]
+        self.assertEqual(injected["throttle"] + injected["serverError"] + ok, 200)
+        for n in (injected["throttle"], injected["serverError"], ok):
+            self.assertTrue(20 < n < 110, injected)
+
+    # --- PutLogEvents limits ---
+
+    def test_batch_of_at_most_10000_events(self):
+        t = now_ms()
+        self.assertRefused([{"timestamp": t, "message": "e"}] * 10_001, "InvalidParameterException",
+                           "at 'logEvents' failed to satisfy constraint: Member must have length less than or equal to 10000")
+        self.assertRefused([], "InvalidParameterException",
+                           "Value '[]' at 'logEvents' failed to satisfy constraint: "
+                           "Member must have length greater than or equal to 1")
+        self.assertEqual(self.stored(), [])
+        self.put([{"timestamp": t, "message": "e"}] * 10_000)
+        self.assertEqual(len(self.stored()), 10_000)
+
+    def test_batch_of_at_most_1MiB_counting_26_bytes_an_event(self):
+        t = now_ms()
+        full = [{"timestamp": t, "message": "x" * (1024 - 26)} for _ in range(1024)]  # 1,048,576 bytes
+        over = full[:-1] + [{"timestamp": t, "message": "é" + "x" * (1024 - 26 - 1)}]  # é: 2 bytes in UTF-8
+        self.assertRefused(over, "InvalidParameterException", "Upload too large: 1048577 bytes exceeds limit of 1048576")
+        self.assertEqual(self.stored(), [])
+        self.put(full)
+        self.assertEqual(len(self.stored()), 1024)
+
+    def test_batch_in_order_spanning_at_most_24_hours(self):
+        t = now_ms()
+        day = 24 * 3600 * 1000
+        self.assertRefused([{"timestamp": t, "message": "b"}, {"timestamp": t - 1, "message": "a"}],
+                           "InvalidParameterException",
+                           "Log events in a single PutLogEvents request must be in chronological order.")
+        self.assertRefused([{"timestamp": t - day - 1, "message": "a"}, {"timestamp": t, "message": "b"}],
+                           "InvalidParameterException",
+                           "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.")
+        self.assertEqual(self.stored(), [])
+        self.put([{"timestamp": t - day, "message": "a"}, {"timestamp": t, "message": "b"}])
+        self.assertEqual(self.stored(), ["a", "b"])
+
+    def test_empty_messages_are_refused(self):
+        self.assertRefused([{"timestamp": now_ms(), "message": "a"}, {"timestamp": now_ms(), "message": ""}],
+                           "InvalidParameterException",
+                           "1 validation error detected: Value '' at 'logEvents.2.member.message' failed to satisfy "
+                           "constraint: Member must have length greater than or equal to 1")
+        self.assertEqual(self.stored(), [])
+
+    def test_too_old_and_too_new_events_are_reported_with_the_service_indices(self):
+        t = now_ms()
+        old, new = t - 15 * 24 * 3600 * 1000, t + 3 * 3600 * 1000
+        out = self.put([{"timestamp": old, "message": "old 0"}, {"timestamp": old + 1, "message": "old 1"},
+                        {"timestamp": t, "message": "ok"},
+                        {"timestamp": new, "message": "new 3"}, {"timestamp": new + 1, "message": "new 4"}])
+        self.assertEqual(out["rejectedLogEventsInfo"], {"tooOldLogEventEndIndex": 2, "tooNewLogEventStartIndex": 3})
+        self.assertEqual(self.stored(), ["ok"])
+        # Only accepted events count for the 24-hour span; a sequence token is ignored.
+        out = self.put([{"timestamp": old, "message": "old"}, {"timestamp": t, "message": "ok 2"}])
+        self.assertEqual(out["rejectedLogEventsInfo"], {"tooOldLogEventEndIndex": 1})
+        self.logs.put_log_events(logGroupName=self.group, logStreamName="s", sequenceToken="not-a-token",
+                                 logEvents=[{"timestamp": t, "message": "ok 3"}])
+        self.assertEqual(self.stored(), ["ok", "ok 2", "ok 3"])
+
+    def test_limits_switched_off(self):
+        self.faults("POST", {"limits": False})
+        self.put([{"timestamp": now_ms(), "message": "e"}] * 10_001)
+        self.assertEqual(len(self.stored()), 10_000)  # one page
+        self.assertTrue(self.faults("DELETE")["limits"])
+        self.assertRefused([{"timestamp": now_ms(), "message": "e"}] * 10_001, "InvalidParameterException", "10000")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,12 +9,16 @@
 //! Bytes stay bytes: a line's content is not required to be UTF-8 (the
 //! agent decides what to do with invalid UTF-8 when it writes it out).
 
+pub mod batch;
 mod file;
 mod line;
 mod multiline;
+pub mod names;
 mod reassemble;
+pub mod record;
+pub mod time;
 
 pub use file::ContainerFile;
 pub use line::{Format, Line, ParseError, Stream, parse};
 pub use multiline::{Multiline, StartRule};
-pub use reassemble::{Entry, Reassembler};
+pub use reassemble::{Entry, Marks, Reassembler};

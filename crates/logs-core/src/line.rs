@@ -87,7 +87,7 @@ fn cri(line: &[u8]) -> Result<Line<'_>, ParseError> {
     // `... stdout F` with nothing after: an empty line.
     let content = parts.next().unwrap_or(b"");
     let time = std::str::from_utf8(time).map_err(|_| ParseError::Cri("time is not UTF-8"))?;
-    if time.parse::<jiff::Timestamp>().is_err() {
+    if crate::time::millis(time).is_none() {
         return Err(ParseError::CriTime(time.chars().take(64).collect()));
     }
     let stream =

@@ -52,6 +52,7 @@ impl Multiline {
                 cur.content.push(b'\n');
                 cur.content.extend_from_slice(&line.content);
                 cur.split |= line.split;
+                cur.marks.append(line.marks);
                 None
             }
             _ => self.current.replace(line),
@@ -62,6 +63,11 @@ impl Multiline {
     /// ended).
     pub fn flush(&mut self) -> Option<Entry> {
         self.current.take()
+    }
+
+    /// Whether an entry is being joined.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_none()
     }
 }
 
@@ -76,6 +82,7 @@ mod tests {
             stream: Stream::Stdout,
             content: s.as_bytes().to_vec(),
             split: false,
+            marks: Default::default(),
         }
     }
 

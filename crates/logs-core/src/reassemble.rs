@@ -14,6 +14,49 @@ pub struct Entry {
     /// Cut from a longer line at the size limit (every piece of that line
     /// is delivered, in order, each marked so).
     pub split: bool,
+    /// The caller's marks of the file lines this entry holds (the agent
+    /// marks each line with its index in the file, to know which lines a
+    /// delivered entry acknowledges). A line cut at the size limit gives
+    /// its marks to its last piece only.
+    pub marks: Marks,
+}
+
+/// The marks of an entry's lines: one without allocating, more in `rest`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub first: Option<u64>,
+    pub rest: Vec<u64>,
+}
+
+impl Marks {
+    pub fn one(mark: u64) -> Self {
+        Marks {
+            first: Some(mark),
+            rest: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, mark: u64) {
+        match self.first {
+            None => self.first = Some(mark),
+            Some(_) => self.rest.push(mark),
+        }
+    }
+
+    pub fn append(&mut self, other: Marks) {
+        if let Some(f) = other.first {
+            self.push(f);
+        }
+        self.rest.extend(other.rest);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
 }
 
 /// Joins partial pieces per stream, up to `max_bytes` a line: longer lines
@@ -41,17 +84,20 @@ impl Reassembler {
         }
     }
 
-    /// Takes the next line of the file; returns the lines it completes, in
-    /// order (more than one only when a line is longer than the limit).
-    pub fn push(&mut self, line: &Line<'_>) -> Vec<Entry> {
+    /// Takes the next line of the file, with the caller's mark for it;
+    /// returns the lines it completes, in order (more than one only when a
+    /// line is longer than the limit).
+    pub fn push(&mut self, line: &Line<'_>, mark: u64) -> Vec<Entry> {
         let max = self.max_bytes;
         let current = self.pending[slot(line.stream)].get_or_insert_with(|| Entry {
             time: line.time.to_string(),
             stream: line.stream,
             content: Vec::new(),
             split: false,
+            marks: Marks::default(),
         });
         current.content.extend_from_slice(&line.content);
+        current.marks.push(mark);
         let mut out = vec![];
         while current.content.len() > max {
             let rest = current.content.split_off(max);
@@ -60,6 +106,7 @@ impl Reassembler {
                 stream: current.stream,
                 content: std::mem::replace(&mut current.content, rest),
                 split: true,
+                marks: Marks::default(),
             });
             current.split = true;
         }
@@ -81,6 +128,12 @@ impl Reassembler {
     pub fn pending_bytes(&self) -> usize {
         self.pending.iter().flatten().map(|e| e.content.len()).sum()
     }
+
+    /// Whether a line is held (the file's read position is past lines not
+    /// yet delivered).
+    pub fn is_empty(&self) -> bool {
+        self.pending.iter().all(Option::is_none)
+    }
 }
 
 #[cfg(test)]
@@ -91,7 +144,8 @@ mod tests {
     fn feed(r: &mut Reassembler, lines: &[&[u8]]) -> Vec<Entry> {
         lines
             .iter()
-            .flat_map(|l| r.push(&parse(l).expect("a valid line")))
+            .enumerate()
+            .flat_map(|(i, l)| r.push(&parse(l).expect("a valid line"), i as u64))
             .collect()
     }
 

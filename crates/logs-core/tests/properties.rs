@@ -62,7 +62,7 @@ proptest! {
         let mut r = Reassembler::new(max);
         let mut out = vec![];
         for l in pieces(&content, &cuts, false) {
-            out.extend(r.push(&parse(&l).expect("a runtime's line parses")));
+            out.extend(r.push(&parse(&l).expect("a runtime's line parses"), 0));
         }
         prop_assert_eq!(r.pending_bytes(), 0);
         prop_assert_eq!(whole(&out), content.clone());
@@ -81,9 +81,28 @@ proptest! {
         let mut r = Reassembler::new(1 << 20);
         let mut out = vec![];
         for l in pieces(bytes, &cuts, true) {
-            out.extend(r.push(&parse(&l).expect("a runtime's line parses")));
+            out.extend(r.push(&parse(&l).expect("a runtime's line parses"), 0));
         }
         prop_assert_eq!(out.len(), 1);
         prop_assert_eq!(whole(&out), bytes.to_vec());
+    }
+}
+
+proptest! {
+    /// The hand-written RFC 3339 reader agrees with jiff on every time since
+    /// 1970 (before it, jiff rounds milliseconds toward zero, ours down).
+    #[test]
+    fn millis_agrees_with_jiff(secs in 0i64..5_000_000_000, nanos in 0u32..1_000_000_000, offset_min in -1439i32..1439, digits in 0usize..10) {
+        let t = jiff::Timestamp::new(secs, nanos as i32).expect("in range");
+        let offset = jiff::tz::Offset::from_seconds(offset_min * 60).expect("offset");
+        let dt = offset.to_datetime(t);
+        let frac = if digits == 0 { String::new() } else { format!(".{:09}", dt.subsec_nanosecond())[..digits + 1].to_string() };
+        let o = if offset_min == 0 { "Z".to_string() } else {
+            let a = offset_min.abs();
+            format!("{}{:02}:{:02}", if offset_min < 0 { '-' } else { '+' }, a / 60, a % 60)
+        };
+        let s = format!("{}{frac}{o}", dt.strftime("%Y-%m-%dT%H:%M:%S"));
+        let want = s.parse::<jiff::Timestamp>().expect("jiff reads it").as_millisecond();
+        prop_assert_eq!(outrigger_logs_core::time::millis(&s), Some(want), "{}", s);
     }
 }

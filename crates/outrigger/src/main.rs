@@ -54,6 +54,12 @@ enum Command {
     #[command(args_override_self = true)]
     ClusterAutoscaler(Box<outrigger_cluster_autoscaler::Args>),
 
+    /// Container Insights' log agent, one per node (drop-in for the
+    /// quickstart's Fluent Bit): container, host and dataplane logs to
+    /// CloudWatch Logs (or files), enriched with pod metadata, none lost.
+    /// Its admin server listens on $HTTP_PORT (2020), as Fluent Bit's.
+    NodeAgent(Box<outrigger_node_agent::Args>),
+
     /// Why is this pod pending? With the provisioner: its solver, run on
     /// the cluster as it is now (where the pod would go, or why it cannot go
     /// anywhere: each node and each pool). With the node-group autoscaler:
@@ -224,6 +230,25 @@ fn main() -> std::process::ExitCode {
                 }
                 Runtime::run("cluster-autoscaler", &runtime, move |rt| {
                     outrigger_cluster_autoscaler::run(rt, *args)
+                })
+                .await
+            }
+            Command::NodeAgent(args) => {
+                let mut runtime = cli.runtime;
+                // One per node: no leader election; the quickstart's
+                // HTTP_PORT moves the admin server unless given.
+                runtime.leader_elect = false;
+                if std::env::var_os("OUTRIGGER_ADMIN_ADDRESS").is_none()
+                    && !std::env::args().any(|a| a.starts_with("--admin-address"))
+                {
+                    let port = std::env::var("HTTP_PORT")
+                        .ok()
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .unwrap_or(2020);
+                    runtime.admin_address = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+                }
+                Runtime::run("node-agent", &runtime, move |rt| {
+                    outrigger_node_agent::run(rt, *args)
                 })
                 .await
             }

@@ -47,7 +47,18 @@ fn slim<K: kube::Resource>(o: &mut K) {
 
 /// A store of every object of the kind `api` lists.
 pub fn store<K: Watched>(api: Api<K>, stop: CancellationToken) -> Store<K> {
-    spawn(api, stop, None, |_| {})
+    spawn(api, watcher::Config::default(), stop, None, |_| {})
+}
+
+/// A store of the objects `config`'s selectors pick (a node agent's pods:
+/// `spec.nodeName=<node>`), each trimmed by `trim`.
+pub fn store_selected<K: Watched>(
+    api: Api<K>,
+    config: watcher::Config,
+    stop: CancellationToken,
+    trim: fn(&mut K),
+) -> Store<K> {
+    spawn(api, config, stop, None, trim)
 }
 
 /// A store, and the objects as they change (the initial list included;
@@ -67,17 +78,21 @@ pub fn store_with_changes_trimmed<K: Watched>(
     trim: fn(&mut K),
 ) -> (Store<K>, UnboundedReceiver<Arc<K>>) {
     let (tx, rx) = unbounded_channel();
-    (spawn(api, stop, Some(tx), trim), rx)
+    (
+        spawn(api, watcher::Config::default(), stop, Some(tx), trim),
+        rx,
+    )
 }
 
 fn spawn<K: Watched>(
     api: Api<K>,
+    config: watcher::Config,
     stop: CancellationToken,
     tx: Option<UnboundedSender<Arc<K>>>,
     trim: fn(&mut K),
 ) -> Store<K> {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
+    let stream = watcher(api, config)
         .default_backoff()
         .modify(move |o| {
             slim(o);

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     for line in data.split(|b| *b == b'\n') {
         let Ok(l) = parse(line) else { continue };
         read += l.content.len();
-        for e in pieces.push(&l) {
+        for e in pieces.push(&l, 0) {
             assert!(e.content.len() <= 64);
             out += e.content.len();
             let _ = joined.push(e);

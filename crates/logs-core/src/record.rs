@@ -1,0 +1,246 @@
+//! Records as Fluent Bit's quickstart pipeline writes them to CloudWatch
+//! Logs, so Logs Insights queries written for it keep working:
+//!
+//! - a container line (`tail` with the `cri`/`docker` multiline parsers, then
+//!   the `kubernetes` filter with `Merge_Log On`, key `log_processed`):
+//!   `{"time":…,"stream":"stdout","_p":"F","log":…,"log_processed":{…},"kubernetes":{…}}`
+//!   (`_p` for CRI files only; `log_processed` when the line is a JSON
+//!   object);
+//! - a host line: `{"message":…}` for `dmesg`, and the `syslog` parser's
+//!   `{"host":…,"ident":…,"pid":…,"message":…}` for `messages` and `secure`.
+//!
+//! Content that is not UTF-8 is written with U+FFFD in place of the bad
+//! bytes (CloudWatch Logs takes UTF-8 only).
+
+use std::collections::BTreeMap;
+
+use crate::{Format, reassemble::Entry};
+
+/// What the `kubernetes` filter adds, for one container's file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Kubernetes {
+    pub pod_name: String,
+    pub namespace_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pod_id: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    pub container_name: String,
+    pub docker_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_hash: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_image: String,
+}
+
+impl Kubernetes {
+    /// The object as JSON, written once per file and copied into each of
+    /// its records.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// Appends `s` as a JSON string (quotes included).
+pub fn push_json_str(out: &mut String, s: &str) {
+    // Writing a &str into a String through serde_json cannot fail.
+    let mut buf = std::mem::take(out).into_bytes();
+    let _ = serde_json::to_writer(&mut buf, s);
+    *out = String::from_utf8(buf).unwrap_or_default();
+}
+
+/// One container entry as a record. `kubernetes` is [`Kubernetes::to_json`]
+/// of its file (or `None` when the pod is not known: the record then has
+/// no `kubernetes` key, as Fluent Bit's when its lookup fails).
+pub fn container(entry: &Entry, format: Format, kubernetes: Option<&str>) -> String {
+    let log = String::from_utf8_lossy(&entry.content);
+    let mut out = String::with_capacity(log.len() + 96 + kubernetes.map_or(0, str::len));
+    out.push_str("{\"time\":");
+    push_json_str(&mut out, &entry.time);
+    out.push_str(",\"stream\":\"");
+    out.push_str(entry.stream.as_str());
+    out.push('"');
+    if format == Format::Cri {
+        out.push_str(",\"_p\":\"F\"");
+    }
+    out.push_str(",\"log\":");
+    push_json_str(&mut out, &log);
+    if log.starts_with('{') && is_json_object(&log) {
+        out.push_str(",\"log_processed\":");
+        out.push_str(log.trim_end());
+    }
+    if let Some(k) = kubernetes {
+        out.push_str(",\"kubernetes\":");
+        out.push_str(k);
+    }
+    out.push('}');
+    out
+}
+
+fn is_json_object(s: &str) -> bool {
+    matches!(
+        serde_json::from_str::<serde_json::Value>(s),
+        Ok(serde_json::Value::Object(_))
+    )
+}
+
+/// A `dmesg` line: `{"message":…}`.
+pub fn dmesg(line: &[u8]) -> String {
+    let mut out = String::from("{\"message\":");
+    push_json_str(&mut out, &String::from_utf8_lossy(line));
+    out.push('}');
+    out
+}
+
+/// A syslog line (`/var/log/messages`, `/var/log/secure`) as the
+/// quickstart's `syslog` parser reads it:
+/// `<Mon> <day> <HH:MM:SS> <host> <ident>[<pid>]: <message>`; a line that
+/// does not match is kept whole as `{"log":…}` (Fluent Bit keeps unparsed
+/// records under its input key, `log`).
+pub fn syslog(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut out = String::from("{");
+    match parse_syslog(&text) {
+        Some(s) => {
+            out.push_str("\"host\":");
+            push_json_str(&mut out, s.host);
+            out.push_str(",\"ident\":");
+            push_json_str(&mut out, s.ident);
+            if let Some(pid) = s.pid {
+                out.push_str(",\"pid\":");
+                push_json_str(&mut out, pid);
+            }
+            out.push_str(",\"message\":");
+            push_json_str(&mut out, s.message);
+        }
+        None => {
+            out.push_str("\"log\":");
+            push_json_str(&mut out, &text);
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// The fields of a syslog line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Syslog<'a> {
+    /// `Nov 30 10:00:00` (the year is not written).
+    pub time: &'a str,
+    pub host: &'a str,
+    pub ident: &'a str,
+    pub pid: Option<&'a str>,
+    pub message: &'a str,
+}
+
+/// Reads `<time> <host> <ident>[<pid>]: <message>`, the time being three
+/// words with the day possibly space-padded (`Nov  3 10:00:00`).
+pub fn parse_syslog(line: &str) -> Option<Syslog<'_>> {
+    let month_end = line.find(' ')?;
+    let after_month = line[month_end..].trim_start_matches(' ');
+    let day_end = after_month.find(' ')?;
+    let after_day = &after_month[day_end + 1..];
+    let clock_end = after_day.find(' ')?;
+    let time_len = line.len() - after_day.len() + clock_end;
+    let time = &line[..time_len];
+    let rest = &after_day[clock_end + 1..];
+    let (host, rest) = rest.split_once(' ')?;
+    let ident_len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"_/.-".contains(b))
+        .count();
+    let ident = &rest[..ident_len];
+    let mut rest = &rest[ident_len..];
+    let mut pid = None;
+    if let Some(r) = rest.strip_prefix('[')
+        && let Some((p, r)) = r.split_once(']')
+        && !p.is_empty()
+        && p.bytes().all(|b| b.is_ascii_digit())
+    {
+        pid = Some(p);
+        rest = r;
+    }
+    // Up to and including the first `:`, then spaces.
+    let message = match rest.split_once(':') {
+        Some((_, m)) => m.trim_start_matches(' '),
+        None => rest.trim_start_matches(' '),
+    };
+    (!host.is_empty() && !ident.is_empty()).then_some(Syslog {
+        time,
+        host,
+        ident,
+        pid,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Marks, Stream};
+
+    fn entry(content: &[u8]) -> Entry {
+        Entry {
+            time: "2026-11-30T10:00:00.1Z".into(),
+            stream: Stream::Stderr,
+            content: content.to_vec(),
+            split: false,
+            marks: Marks::default(),
+        }
+    }
+
+    #[test]
+    fn container_records_as_fluent_bit_writes_them() {
+        let k = Kubernetes {
+            pod_name: "web-1".into(),
+            namespace_name: "default".into(),
+            pod_id: "uid".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            host: "n1".into(),
+            container_name: "nginx".into(),
+            docker_id: "abc".into(),
+            ..Default::default()
+        }
+        .to_json();
+        let r = container(&entry(b"hello \"x\""), Format::Cri, Some(&k));
+        assert_eq!(
+            r,
+            r#"{"time":"2026-11-30T10:00:00.1Z","stream":"stderr","_p":"F","log":"hello \"x\"","kubernetes":{"pod_name":"web-1","namespace_name":"default","pod_id":"uid","labels":{"app":"web"},"host":"n1","container_name":"nginx","docker_id":"abc"}}"#
+        );
+        let r = container(&entry(br#"{"level":"info"}"#), Format::Docker, None);
+        assert_eq!(
+            r,
+            r#"{"time":"2026-11-30T10:00:00.1Z","stream":"stderr","log":"{\"level\":\"info\"}","log_processed":{"level":"info"}}"#
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&container(&entry(b"bad \xff utf8"), Format::Cri, None))
+                .expect("valid JSON");
+        assert_eq!(v["log"], "bad \u{fffd} utf8");
+    }
+
+    #[test]
+    fn syslog_lines() {
+        let s = parse_syslog("Nov  3 10:00:01 ip-10-0-1-1 systemd[1]: Started Session 5.")
+            .expect("parses");
+        assert_eq!(s.time, "Nov  3 10:00:01");
+        assert_eq!(s.host, "ip-10-0-1-1");
+        assert_eq!(s.ident, "systemd");
+        assert_eq!(s.pid, Some("1"));
+        assert_eq!(s.message, "Started Session 5.");
+        let s = parse_syslog("Nov 30 10:00:01 h kernel: eth0: link up").expect("parses");
+        assert_eq!(
+            (s.ident, s.pid, s.message),
+            ("kernel", None, "eth0: link up")
+        );
+        assert_eq!(
+            syslog(b"Nov 30 10:00:01 h sshd[42]: Accepted key"),
+            r#"{"host":"h","ident":"sshd","pid":"42","message":"Accepted key"}"#
+        );
+        assert_eq!(syslog(b"nonsense"), r#"{"log":"nonsense"}"#);
+        assert_eq!(dmesg(b"[0.0] Linux"), r#"{"message":"[0.0] Linux"}"#);
+    }
+}

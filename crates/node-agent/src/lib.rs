@@ -1,0 +1,179 @@
+//! `outrigger node-agent`: Container Insights' log agent, one per node (a
+//! DaemonSet in `amazon-cloudwatch`, configured like the quickstart's
+//! Fluent Bit: the `fluent-bit-cluster-info` ConfigMap's keys as
+//! environment variables).
+//!
+//! Container logs (`/var/log/containers/*.log`, CRI or Docker JSON, long
+//! lines pieced together, multiline entries joined) enriched with their
+//! pod's metadata go to `/aws/containerinsights/<cluster>/application`
+//! (aws-node and kube-proxy to `/dataplane`), host logs (`messages`,
+//! `secure`, `dmesg`) to `/host`, on Fluent Bit's stream names; to
+//! CloudWatch Logs or to local files.
+//!
+//! Nothing is lost and nothing repeats: a line is acknowledged only once
+//! its batch is delivered ([`ledger`]), the checkpoint ([`checkpoint`])
+//! records each file's delivered lines and the batch in flight, which is
+//! read back after a crash; files are held open until delivered, so a
+//! rotated or deleted file is read to its end ([`agent`]).
+
+pub mod agent;
+pub mod checkpoint;
+pub mod ledger;
+pub mod metrics;
+pub mod pods;
+pub mod sink;
+pub mod tail;
+
+use std::{path::PathBuf, time::Duration};
+
+use outrigger_logs_core::StartRule;
+use outrigger_runtime::{Runtime, parse_duration};
+
+/// `On`/`Off` as Fluent Bit's configuration writes them (and
+/// `true`/`false`).
+fn on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{s:?}: expected On or Off")),
+    }
+}
+
+/// Flags; each also read from the quickstart's environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The cluster's name (the quickstart's `cluster.name`).
+    #[arg(long, env = "CLUSTER_NAME")]
+    pub cluster_name: String,
+
+    /// This node's name (the quickstart sets HOST_NAME from spec.nodeName).
+    #[arg(long, env = "HOST_NAME")]
+    pub host_name: String,
+
+    /// Read files present at the first start from their beginning
+    /// (`read.head`); otherwise from their end.
+    #[arg(long, env = "READ_FROM_HEAD", default_value = "Off", value_parser = on_off)]
+    pub read_from_head: bool,
+
+    /// Where the node's logs are (`containers/`, `pods/`, `messages`...).
+    #[arg(long, default_value = "/var/log")]
+    pub log_root: PathBuf,
+
+    /// Where the checkpoint is kept (a hostPath, so it outlives the pod).
+    #[arg(long, default_value = "/var/lib/outrigger/node-agent")]
+    pub state_dir: PathBuf,
+
+    /// `cloudwatch` (through the AWS SDK: region and credentials from the
+    /// environment) or `file:<dir>` (a file per log group).
+    #[arg(long, default_value = "cloudwatch")]
+    pub sink: String,
+
+    /// Retention of log groups the agent creates.
+    #[arg(long)]
+    pub retention_in_days: Option<i32>,
+
+    /// Longest an event waits for its batch.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub flush: Duration,
+
+    /// How often the log directories are listed.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub refresh_interval: Duration,
+
+    /// How long a file that moved away is still read.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub rotate_wait: Duration,
+
+    /// What starts a new entry: `not-indented` (a line not starting with a
+    /// space or tab, the quickstart's rule), `none` (every line is an
+    /// entry), or a regular expression for the first line.
+    #[arg(long, default_value = "not-indented")]
+    pub multiline_start: String,
+
+    /// Events held in memory, at most (MiB); files wait on disk beyond it.
+    #[arg(long, default_value_t = 32)]
+    pub mem_buf_limit_mib: usize,
+
+    /// Add the pod's labels to the `kubernetes` object.
+    #[arg(long, default_value = "On", value_parser = on_off)]
+    pub labels: bool,
+
+    /// Time to deliver what is read when told to stop.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid flags: {0}")]
+    Flags(String),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+}
+
+impl Args {
+    pub fn start_rule(&self) -> Result<Option<StartRule>, Error> {
+        match self.multiline_start.as_str() {
+            "none" => Ok(None),
+            "not-indented" => Ok(Some(StartRule::NotIndented)),
+            r => regex::Regex::new(r)
+                .map(|r| Some(StartRule::Regex(r)))
+                .map_err(|e| Error::Flags(format!("--multiline-start: {e}"))),
+        }
+    }
+
+    pub fn config(&self) -> Result<agent::Config, Error> {
+        if self.cluster_name.is_empty() || self.host_name.is_empty() {
+            return Err(Error::Flags(
+                "--cluster-name and --host-name (CLUSTER_NAME, HOST_NAME) must not be empty".into(),
+            ));
+        }
+        Ok(agent::Config {
+            cluster: self.cluster_name.clone(),
+            host: self.host_name.clone(),
+            log_root: self.log_root.clone(),
+            read_from_head: self.read_from_head,
+            multiline: self.start_rule()?,
+            flush: self.flush,
+            refresh: self.refresh_interval,
+            rotate_wait: self.rotate_wait,
+            mem_buf_limit: self.mem_buf_limit_mib << 20,
+            metadata_wait: Duration::from_secs(10),
+            grace: self.grace,
+        })
+    }
+}
+
+/// Runs the agent until the runtime's shutdown.
+pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
+    let cfg = args.config()?;
+    let m = metrics::Metrics::default();
+    rt.admin.with_registry(|r| m.register(r));
+    let sink = match args.sink.strip_prefix("file:") {
+        Some(dir) => sink::Sink::File { dir: dir.into() },
+        None if args.sink == "cloudwatch" => sink::Sink::CloudWatch {
+            logs: outrigger_aws_logs::Logs::new().await,
+            retention_days: args.retention_in_days,
+        },
+        None => {
+            return Err(Error::Flags(format!(
+                "--sink {:?}: expected cloudwatch or file:<dir>",
+                args.sink
+            )));
+        }
+    };
+    let ready = rt.admin.ready.check("pods-synced", "pods not listed yet");
+    let pods = pods::Pods::watch(
+        rt.client.clone(),
+        &cfg.host,
+        args.labels,
+        rt.shutdown.clone(),
+    );
+    pods.ready().await;
+    ready.ok();
+    let store = checkpoint::Store::new(&args.state_dir)?;
+    tracing::info!(cluster = %cfg.cluster, host = %cfg.host, sink = %sink.describe(), log_root = %cfg.log_root.display(), "node agent starting");
+    let agent = agent::Agent::new(cfg, sink, pods, m, store)?;
+    agent.run(rt.shutdown.clone()).await?;
+    Ok(())
+}

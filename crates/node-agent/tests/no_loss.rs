@@ -1,0 +1,348 @@
+//! The agent against the file sink, no cluster: lines written while files
+//! rotate (renamed, and copied then truncated) and while the agent is
+//! killed at random points (its task aborted: what it wrote to disk is
+//! all that is left, as after SIGKILL) arrive exactly once.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use outrigger_node_agent::{
+    agent::{Agent, Config},
+    checkpoint::Store,
+    metrics::Metrics,
+    pods::Pods,
+    sink::{Sink, group_file},
+};
+use tokio_util::sync::CancellationToken;
+
+const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct Container {
+    dir: PathBuf,
+    seq: u64,
+    file: std::fs::File,
+}
+
+impl Container {
+    fn new(root: &Path, pod: &str) -> Container {
+        let dir = root.join(format!("pods/default_{pod}_uid/app"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::create_dir_all(root.join("containers")).expect("mkdir");
+        let file = std::fs::File::create(dir.join("0.log")).expect("create");
+        std::os::unix::fs::symlink(
+            dir.join("0.log"),
+            root.join(format!("containers/{pod}_default_app-{ID}.log")),
+        )
+        .expect("symlink");
+        Container { dir, seq: 0, file }
+    }
+
+    fn write(&mut self, n: u64) {
+        let mut out = String::new();
+        for _ in 0..n {
+            self.seq += 1;
+            // Every fifth entry has a continuation line, every seventh is
+            // written in two partial pieces.
+            if self.seq.is_multiple_of(7) {
+                out.push_str(&format!(
+                    "2026-11-30T10:00:00.{:09}Z stdout P seq={} pa\n2026-11-30T10:00:00.{:09}Z stdout F rt\n",
+                    self.seq, self.seq, self.seq
+                ));
+            } else {
+                out.push_str(&format!(
+                    "2026-11-30T10:00:00.{:09}Z stdout F seq={} payload\n",
+                    self.seq, self.seq
+                ));
+            }
+            if self.seq.is_multiple_of(5) {
+                out.push_str(&format!(
+                    "2026-11-30T10:00:00.{:09}Z stdout F \tat frame {}\n",
+                    self.seq, self.seq
+                ));
+            }
+        }
+        self.file.write_all(out.as_bytes()).expect("write");
+    }
+
+    /// The kubelet's rotation: renamed, a new file created.
+    fn rotate_rename(&mut self, k: u32) {
+        std::fs::rename(self.dir.join("0.log"), self.dir.join(format!("0.log.{k}")))
+            .expect("rename");
+        self.file = std::fs::File::create(self.dir.join("0.log")).expect("create");
+    }
+
+    /// copytruncate: copied, then truncated in place.
+    fn rotate_copytruncate(&mut self, k: u32) {
+        std::fs::copy(self.dir.join("0.log"), self.dir.join(format!("0.log.{k}"))).expect("copy");
+        self.file.set_len(0).expect("truncate");
+        // The writer's offset goes back to 0 as with O_APPEND.
+        self.file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("0.log"))
+            .expect("reopen");
+    }
+}
+
+fn config(root: &Path) -> Config {
+    Config {
+        cluster: "demo".into(),
+        host: "n1".into(),
+        log_root: root.to_path_buf(),
+        read_from_head: true,
+        multiline: Some(outrigger_logs_core::StartRule::NotIndented),
+        flush: Duration::from_millis(100),
+        refresh: Duration::from_millis(100),
+        rotate_wait: Duration::from_millis(300),
+        mem_buf_limit: 1 << 20,
+        metadata_wait: Duration::from_secs(0),
+        grace: Duration::from_secs(2),
+    }
+}
+
+/// An agent on its own runtime: dropping the runtime stops every task of
+/// it at its next await, spawned requests included, as SIGKILL would.
+struct Running {
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Running {
+    fn kill(mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.cancel();
+        let _ = (&mut self.handle).await;
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn start(root: &Path, state: &Path, out: &Path) -> Running {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stop = CancellationToken::new();
+    let agent = Agent::new(
+        config(root),
+        Sink::File {
+            dir: out.to_path_buf(),
+        },
+        Pods::none("n1"),
+        Metrics::default(),
+        Store::new(state).expect("store"),
+    )
+    .expect("agent");
+    let s = stop.clone();
+    let handle = rt.spawn(async move {
+        agent.run(s).await.expect("runs");
+    });
+    Running {
+        rt: Some(rt),
+        handle,
+        stop,
+    }
+}
+
+/// seq -> times seen, from the delivered records.
+fn delivered(out: &Path) -> BTreeMap<u64, usize> {
+    let text = std::fs::read_to_string(group_file(out, "/aws/containerinsights/demo/application"))
+        .unwrap_or_default();
+    let mut seen = BTreeMap::new();
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).expect("sink line");
+        let record: serde_json::Value =
+            serde_json::from_str(e["message"].as_str().expect("message")).expect("record");
+        let log = record["log"].as_str().expect("log");
+        let seq: u64 = log
+            .strip_prefix("seq=")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a record without its sequence: {log:?}"));
+        let expect_frame = seq.is_multiple_of(5);
+        assert_eq!(log.contains("\tat frame"), expect_frame, "{log:?}");
+        if seq.is_multiple_of(7) {
+            assert!(log.starts_with(&format!("seq={seq} part")), "{log:?}");
+        }
+        *seen.entry(seq).or_insert(0) += 1;
+    }
+    seen
+}
+
+async fn wait_for(out: &Path, want: u64) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..300 {
+        seen = delivered(out);
+        if seen.len() as u64 >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_and_kills_lose_and_repeat_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, state, out) = (
+        tmp.path().join("log"),
+        tmp.path().join("state"),
+        tmp.path().join("out"),
+    );
+    let mut c = Container::new(&root, "web");
+    let mut agent = start(&root, &state, &out);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for round in 0..24u32 {
+        c.write(200 + next() % 400);
+        tokio::time::sleep(Duration::from_millis(next() % 250)).await;
+        match round % 4 {
+            1 => c.rotate_rename(round),
+            3 => c.rotate_copytruncate(round),
+            _ => {}
+        }
+        c.write(next() % 300);
+        if round % 3 == 2 {
+            // SIGKILL: nothing of the agent runs after this point.
+            agent.kill();
+            tokio::time::sleep(Duration::from_millis(next() % 200)).await;
+            agent = start(&root, &state, &out);
+        }
+    }
+    let seen = wait_for(&out, c.seq).await;
+    agent.stop().await;
+    let missing: Vec<u64> = (1..=c.seq).filter(|s| !seen.contains_key(s)).collect();
+    let repeated: Vec<(u64, usize)> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lost: {:?}",
+        missing.len(),
+        c.seq,
+        &missing[..missing.len().min(20)]
+    );
+    assert!(
+        repeated.is_empty(),
+        "{} repeated: {:?}",
+        repeated.len(),
+        &repeated[..repeated.len().min(20)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_reads_from_the_end_unless_told_otherwise() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, state, out) = (
+        tmp.path().join("log"),
+        tmp.path().join("state"),
+        tmp.path().join("out"),
+    );
+    let mut c = Container::new(&root, "web");
+    c.write(10);
+    let stop = CancellationToken::new();
+    let mut cfg = config(&root);
+    cfg.read_from_head = false;
+    let agent = Agent::new(
+        cfg,
+        Sink::File { dir: out.clone() },
+        Pods::none("n1"),
+        Metrics::default(),
+        Store::new(&state).expect("store"),
+    )
+    .expect("agent");
+    let s = stop.clone();
+    let h = tokio::spawn(async move { agent.run(s).await.expect("runs") });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.write(5);
+    let seen = wait_for(&out, 5).await;
+    stop.cancel();
+    let _ = h.await;
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (11..=15).collect::<Vec<_>>()
+    );
+}
+
+/// The checkpoint as JSON, to play the moment between a delivery and its
+/// checkpoint.
+fn checkpoint(state: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(state.join("checkpoint.json")).expect("checkpoint"))
+        .expect("json")
+}
+
+/// Killed after a batch landed and before the checkpoint said so: at the
+/// next start the batch is read back, found, and its lines not sent again;
+/// a batch that did not land is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_in_flight_at_a_crash_is_read_back() {
+    for landed in [true, false] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (root, state, out) = (
+            tmp.path().join("log"),
+            tmp.path().join("state"),
+            tmp.path().join("out"),
+        );
+        let mut c = Container::new(&root, "web");
+        c.write(50);
+        let agent = start(&root, &state, &out);
+        let seen = wait_for(&out, 50).await;
+        assert_eq!(seen.len(), 50);
+        agent.stop().await;
+        // Rewind: the checkpoint as it was written just before the
+        // request (offset 0, the batch in flight).
+        let mut ck = checkpoint(&state);
+        let file = ck["files"][0].clone();
+        let group = "/aws/containerinsights/demo/application";
+        let sink_file = group_file(&out, group);
+        let text = std::fs::read_to_string(&sink_file).expect("sink");
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let probe = |e: &serde_json::Value| {
+            serde_json::json!({
+                "ts": e["timestamp"],
+                "hash": outrigger_node_agent::checkpoint::hash(e["message"].as_str().expect("m").as_bytes()),
+            })
+        };
+        let size = std::fs::metadata(c.dir.join("0.log")).expect("stat").len();
+        ck["files"][0]["offset"] = 0.into();
+        ck["in_flight"] = serde_json::json!([{
+            "group": group,
+            "stream": file["stream"],
+            "events": events.len(),
+            "first": probe(&events[0]),
+            "last": probe(&events[events.len() - 1]),
+            "lines": [[file["key"], [[0, size - 1]]]],
+        }]);
+        if !landed {
+            std::fs::write(&sink_file, "").expect("the batch never arrived");
+        }
+        std::fs::write(state.join("checkpoint.json"), ck.to_string()).expect("write");
+        c.write(5);
+        let agent = start(&root, &state, &out);
+        let seen = wait_for(&out, 55).await;
+        agent.stop().await;
+        assert_eq!(seen.len(), 55, "landed={landed}");
+        assert!(seen.values().all(|n| *n == 1), "landed={landed}: repeated");
+    }
+}
