@@ -6,17 +6,18 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 OUTRIGGER="${CARGO_TARGET_DIR:-$CACHE/target}/debug/outrigger"
+KUBELET_LOGS="${CARGO_TARGET_DIR:-$CACHE/target}/debug/outrigger-e2e-kubelet-logs"
 
-# A kubeconfig with the token of service account kube-system/<sa>, from the
-# legacy token Secret <sa>-token.
-sa_kubeconfig() { # sa out
-  local token=""
+# A kubeconfig with the token of service account <namespace>/<sa> (namespace
+# kube-system unless given), from the legacy token Secret <sa>-token.
+sa_kubeconfig() { # sa out [namespace]
+  local token="" ns="${3:-kube-system}"
   for _ in $(seq 1 100); do
-    token=$(kc -n kube-system get secret "$1-token" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d || true)
+    token=$(kc -n "$ns" get secret "$1-token" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d || true)
     [[ -n "$token" ]] && break
     sleep 0.2
   done
-  [[ -n "$token" ]] || die "the token controller did not fill secret kube-system/$1-token"
+  [[ -n "$token" ]] || die "the token controller did not fill secret $ns/$1-token"
   cat >"$2" <<KC
 apiVersion: v1
 kind: Config
@@ -123,6 +124,41 @@ cluster_autoscaler_up() {
     --scale-down-delay-after-delete=2s --max-node-provision-time=2m
 }
 
+# The kubelet's part for container logs (kwok runs no containers): a process
+# writing the log files of pods annotated testenv.outrigger.dev/log-lines-per-second
+# under $STATE/nodes/<node>/var/log (crates/e2e/src/bin/outrigger-e2e-kubelet-logs.rs).
+# Then Container Insights' agent for each of the node group's three nodes, a
+# process per node, each on its node's directory, under the DaemonSet's
+# service account, to moto's CloudWatch Logs.
+node_agent_up() {
+  local nodes
+  nodes=$(kc get nodes -l eks.amazonaws.com/nodegroup=ng-1 --sort-by=.metadata.name \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | head -n 3)
+  mkdir -p "$STATE/nodes"
+  if ! is_running kubelet-logs; then
+    log "starting the container log writer (the kubelet's part) under $STATE/nodes"
+    start_bg kubelet-logs "$KUBELET_LOGS" --kubeconfig "$STATE/admin.kubeconfig" \
+      --root "$STATE/nodes" --nodes "$(echo $nodes | tr ' ' ',')"
+  fi
+  kc apply -f "$REPO/deploy/node-agent/rbac.yaml" -f "$REPO/deploy/node-agent/configmap.yaml" >/dev/null
+  kc apply -f "$TESTENV/manifests/node-agent.yaml" >/dev/null
+  [[ -s "$STATE/node-agent.kubeconfig" ]] || sa_kubeconfig outrigger-node-agent "$STATE/node-agent.kubeconfig" amazon-cloudwatch
+  local i=0
+  for node in $nodes; do
+    node_agent_start "$i" "$node"
+    i=$((i + 1))
+  done
+}
+
+node_agent_start() { # index node
+  local port=$((NODE_AGENT_ADMIN_PORT + $1))
+  mkdir -p "$STATE/nodes/$2/var/log/containers" "$STATE/nodes/$2/node-agent"
+  HOST_NAME="$2" CLUSTER_NAME="$CLUSTER_NAME" READ_FROM_HEAD=On \
+    start_component "node-agent-$1" "$port" node-agent \
+    --kubeconfig "$STATE/node-agent.kubeconfig" \
+    --log-root "$STATE/nodes/$2/var/log" --state-dir "$STATE/nodes/$2/node-agent"
+}
+
 case "${1:-up}" in
   up)
     bash "$TESTENV/scripts/build-outrigger.sh"
@@ -134,9 +170,15 @@ case "${1:-up}" in
       provisioner_up
     fi
     load_balancer_controller_up
+    node_agent_up
+    ;;
+  node-agents)
+    # (Re)starts the node agents that are not running (a cluster test kills
+    # one with SIGKILL and brings it back this way).
+    node_agent_up
     ;;
   down)
-    for f in "$PIDS"/outrigger-*.pid; do
+    for f in "$PIDS"/outrigger-*.pid "$PIDS"/kubelet-logs.pid; do
       [[ -e "$f" ]] || continue
       pid=$(cat "$f")
       kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true

@@ -27,8 +27,12 @@ log() { echo ">> $*" >&2; }
 pidfile() { echo "$PIDS/$1.pid"; }
 
 is_running() { # name
-  local f; f=$(pidfile "$1")
-  [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
+  local f pid; f=$(pidfile "$1")
+  [[ -f "$f" ]] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null || return 1
+  # A killed process not reaped yet is a zombie: not running.
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
 
 port_in_use() { # port
@@ -79,6 +83,8 @@ METRICS_SERVER_ADMIN_PORT="${METRICS_SERVER_ADMIN_PORT:-10351}"
 PROVISIONER_ADMIN_PORT="${PROVISIONER_ADMIN_PORT:-10352}"
 LB_CONTROLLER_ADMIN_PORT="${LB_CONTROLLER_ADMIN_PORT:-10353}"
 CLUSTER_AUTOSCALER_ADMIN_PORT="${CLUSTER_AUTOSCALER_ADMIN_PORT:-10354}"
+# The node agents' admin servers: this port and the next two (a node each).
+NODE_AGENT_ADMIN_PORT="${NODE_AGENT_ADMIN_PORT:-10360}"
 # Which node autoscaler `make up` runs: provisioner (Karpenter-compatible, the
 # default) or cluster-autoscaler (the walkthrough says: pick one).
 AUTOSCALER="${AUTOSCALER:-provisioner}"

@@ -67,3 +67,58 @@ impl Drop for NoCapacity<'_> {
         }
     }
 }
+
+const LOGS_FAULTS: &str = "/outrigger-ext/logs-faults";
+
+/// Calls the CloudWatch Logs fault endpoint (`POST` a rule, `DELETE` rules,
+/// `GET`); returns its state afterwards (`logsFaults`, `injected`,
+/// `limits`).
+pub fn logs_faults(env: &TestEnv, method: &str, body: &Value) -> Result<Value> {
+    let url = format!(
+        "{}{LOGS_FAULTS}",
+        env.vars
+            .get("AWS_ENDPOINT_URL")
+            .context("AWS_ENDPOINT_URL is not in the environment's env file")?
+    );
+    let body = body.to_string();
+    let out = env.run(
+        "curl",
+        &[
+            "-sS",
+            "--fail-with-body",
+            "-X",
+            method,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            &url,
+        ],
+    )?;
+    serde_json::from_str(&out).with_context(|| format!("{method} {url}: {out}"))
+}
+
+/// CloudWatch Logs faults while it lives (throttling, 5xx); dropping it
+/// clears every rule, also when the test fails.
+pub struct LogsFaults<'a> {
+    env: &'a TestEnv,
+}
+
+impl<'a> LogsFaults<'a> {
+    /// `rule`: `{"operation": "PutLogEvents", "throttle": 0.3, "serverError": 0.05}`.
+    pub fn inject(env: &'a TestEnv, rule: Value) -> Result<Self> {
+        logs_faults(env, "POST", &rule)?;
+        Ok(Self { env })
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn injected(&self) -> Result<Value> {
+        Ok(logs_faults(self.env, "GET", &Value::Null)?["injected"].clone())
+    }
+}
+
+impl Drop for LogsFaults<'_> {
+    fn drop(&mut self) {
+        let _ = logs_faults(self.env, "DELETE", &serde_json::json!({"operation": "*"}));
+    }
+}

@@ -60,6 +60,14 @@ struct StreamState {
     abandoned: bool,
 }
 
+/// A batch ready to leave.
+struct Send {
+    stream: usize,
+    batch: Batch,
+    acks: Vec<(u64, outrigger_logs_core::Marks)>,
+    bytes: usize,
+}
+
 struct Done {
     stream: usize,
     outcome: Outcome,
@@ -202,7 +210,7 @@ impl Agent {
                     }
                 }
             };
-            Metrics::reason(
+            Metrics::result(
                 &self.m.batches_recovered,
                 if landed { "landed" } else { "resent" },
             )
@@ -614,7 +622,7 @@ impl Agent {
         all: bool,
         stop: &CancellationToken,
     ) -> Result<(), checkpoint::CheckpointError> {
-        let mut started = false;
+        let mut ready = vec![];
         for i in 0..self.streams.len() {
             let s = &self.streams[i];
             if s.in_flight.is_some() || s.abandoned || s.pending.is_empty() {
@@ -626,16 +634,39 @@ impl Agent {
             if !due {
                 continue;
             }
-            self.start_batch(i, stop);
-            started = true;
+            if let Some(send) = self.take_batch(i) {
+                ready.push(send);
+            }
         }
-        if started {
-            self.save()?;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        // In flight in the checkpoint before any request leaves: a batch
+        // that lands is always one the next start can look for.
+        self.save()?;
+        for send in ready {
+            let (sink, m, tx, stop) = (
+                self.sink.clone(),
+                self.m.clone(),
+                self.tx.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let outcome = sink.deliver(&send.batch, &m, &stop).await;
+                let _ = tx.send(Done {
+                    stream: send.stream,
+                    outcome,
+                    acks: send.acks,
+                    bytes: send.bytes,
+                    events: send.batch.events.len(),
+                });
+            });
         }
         Ok(())
     }
 
-    fn start_batch(&mut self, i: usize, stop: &CancellationToken) {
+    /// The stream's next batch, recorded as in flight.
+    fn take_batch(&mut self, i: usize) -> Option<Send> {
         let s = &mut self.streams[i];
         let mut limits = Limits::default();
         let mut events: Vec<Event> = vec![];
@@ -664,7 +695,7 @@ impl Agent {
         };
         let (Some(first), Some(last)) = (events.first().map(probe), events.last().map(probe))
         else {
-            return;
+            return None;
         };
         let mut per_file: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for e in &events {
@@ -700,22 +731,12 @@ impl Agent {
             stream: s.name.clone(),
             events: batch_events,
         };
-        let (sink, m, tx, stop) = (
-            self.sink.clone(),
-            self.m.clone(),
-            self.tx.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(async move {
-            let outcome = sink.deliver(&batch, &m, &stop).await;
-            let _ = tx.send(Done {
-                stream: i,
-                outcome,
-                acks,
-                bytes,
-                events: n,
-            });
-        });
+        Some(Send {
+            stream: i,
+            batch,
+            acks,
+            bytes,
+        })
     }
 
     fn done(&mut self, d: Done) {

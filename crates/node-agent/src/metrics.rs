@@ -14,6 +14,11 @@ pub struct GroupLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -27,13 +32,13 @@ pub struct Metrics {
     pub bytes_delivered: Family<GroupLabel, Counter>,
     pub events_dropped: Family<ReasonLabel, Counter>,
     pub bytes_lost: Family<ReasonLabel, Counter>,
-    pub requests: Family<ReasonLabel, Counter>,
+    pub requests: Family<ResultLabel, Counter>,
     pub retries: Family<ReasonLabel, Counter>,
     pub files_open: Gauge,
     pub files_gone: Counter,
     pub buffer_bytes: Gauge,
     pub pending_bytes: Gauge,
-    pub batches_recovered: Family<ReasonLabel, Counter>,
+    pub batches_recovered: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -114,6 +119,13 @@ impl Metrics {
     pub fn reason(f: &Family<ReasonLabel, Counter>, reason: &str) -> Counter {
         f.get_or_create(&ReasonLabel {
             reason: reason.to_string(),
+        })
+        .clone()
+    }
+
+    pub fn result(f: &Family<ResultLabel, Counter>, result: &str) -> Counter {
+        f.get_or_create(&ResultLabel {
+            result: result.to_string(),
         })
         .clone()
     }

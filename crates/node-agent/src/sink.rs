@@ -66,7 +66,7 @@ impl Sink {
                     retention_days,
                 } => match logs.put(&b.group, &b.stream, &b.events).await {
                     Err(PutError::Missing(_)) => {
-                        Metrics::reason(&m.requests, "missing").inc();
+                        Metrics::result(&m.requests, "missing").inc();
                         match create(logs, &b.group, &b.stream, *retention_days).await {
                             Ok(()) => continue,
                             Err(e) => Err(e),
@@ -84,16 +84,16 @@ impl Sink {
             };
             match result {
                 Ok(rejected) => {
-                    Metrics::reason(&m.requests, "ok").inc();
+                    Metrics::result(&m.requests, "ok").inc();
                     return Outcome::Delivered(rejected);
                 }
                 Err(PutError::Refused(e)) => {
-                    Metrics::reason(&m.requests, "refused").inc();
+                    Metrics::result(&m.requests, "refused").inc();
                     return Outcome::Refused(e.to_string());
                 }
                 Err(e) => {
                     let reason = retry_reason(&e);
-                    Metrics::reason(&m.requests, reason).inc();
+                    Metrics::result(&m.requests, reason).inc();
                     Metrics::reason(&m.retries, reason).inc();
                     tracing::warn!(group = %b.group, stream = %b.stream, error = %e, retry_in = ?delay, "sending a batch failed; retrying");
                     tokio::select! {

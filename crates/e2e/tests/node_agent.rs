@@ -1,0 +1,330 @@
+//! Container Insights' log agent in the local environment: `make up` runs
+//! `outrigger node-agent` for each of the node group's three nodes (a
+//! process per node, on the node's directory), the environment writes the
+//! log files of annotated pods as the kubelet would, and moto serves
+//! CloudWatch Logs. Checked with the AWS CLI and boto3.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use outrigger_e2e::{TestEnv, TestNamespace, env, eventually, moto::LogsFaults};
+use serde_json::Value;
+
+/// One heavy test at a time: they share the three agents and moto.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const APPLICATION: &str = "/aws/containerinsights/demo/application";
+
+/// The node group's nodes with an agent (as components.sh picks them).
+fn agent_nodes(env: &TestEnv) -> Result<Vec<String>> {
+    let out = env.run(
+        "kubectl",
+        &[
+            "get",
+            "nodes",
+            "-l",
+            "eks.amazonaws.com/nodegroup=ng-1",
+            "--sort-by=.metadata.name",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+        ],
+    )?;
+    let nodes: Vec<String> = out.lines().take(3).map(str::to_string).collect();
+    if nodes.len() < 3 {
+        bail!("expected three node-group nodes, found {nodes:?}");
+    }
+    Ok(nodes)
+}
+
+/// A pod bound to `node` whose log the environment writes.
+fn logging_pod(name: &str, ns: &str, node: &str, annotations: &[(&str, String)]) -> String {
+    let ann: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    testenv.outrigger.dev/{k}: \"{v}\"\n"))
+        .collect();
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels: {{app: logtest, tier: e2e}}
+  annotations:
+{ann}spec:
+  nodeName: {node}
+  tolerations: [{{operator: Exists}}]
+  containers:
+  - name: app
+    image: public.ecr.aws/docker/library/busybox:1.36
+"
+    )
+}
+
+/// The writer's progress for a pod's container (`{"lines", "done"}`).
+fn written(env: &TestEnv, ns: &str, pod: &str) -> Result<Value> {
+    let p = env.state.join(format!("nodes/_status/{ns}_{pod}_app.json"));
+    let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn stream_prefix(node: &str, ns: &str, pod: &str) -> String {
+    format!("{node}-application.var.log.containers.{pod}_{ns}_app-")
+}
+
+/// testenv/aws/count_seq.py for these stream prefixes.
+fn count(env: &TestEnv, prefixes: &[String]) -> Result<BTreeMap<String, Value>> {
+    let script = env.repo.join("testenv/aws/count_seq.py");
+    let mut args = vec![
+        script.to_str().context("path")?.to_string(),
+        "--group".into(),
+        APPLICATION.into(),
+    ];
+    for p in prefixes {
+        args.push("--prefix".into());
+        args.push(p.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run("testenv-python", &args)?;
+    Ok(serde_json::from_str(&out)?)
+}
+
+fn agent_metric(port: u16, name: &str) -> f64 {
+    let out = std::process::Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+#[ignore = "needs the local environment (make up)"]
+async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "node-agent-logs").await?;
+    let node = agent_nodes(env)?.remove(0);
+    env.apply(&logging_pod(
+        "logger",
+        &ns.name,
+        &node,
+        &[
+            ("log-lines-per-second", "100".into()),
+            ("log-lines-total", "300".into()),
+        ],
+    ))?;
+    eventually("the writer to finish", Duration::from_secs(60), || async {
+        Ok(written(env, &ns.name, "logger")
+            .ok()
+            .filter(|v| v["done"] == true)
+            .map(|_| ()))
+    })
+    .await?;
+    // The quickstart's groups (performance comes with the metrics).
+    eventually("the log groups", Duration::from_secs(30), || async {
+        let out = env.aws(&[
+            "logs",
+            "describe-log-groups",
+            "--log-group-name-prefix",
+            "/aws/containerinsights/demo/",
+            "--query",
+            "logGroups[].logGroupName",
+            "--output",
+            "json",
+        ])?;
+        let groups: Vec<String> = serde_json::from_str(&out)?;
+        let want = ["application", "host", "dataplane"]
+            .map(|g| format!("/aws/containerinsights/demo/{g}"));
+        Ok(want.iter().all(|w| groups.contains(w)).then_some(()))
+    })
+    .await?;
+    let prefix = stream_prefix(&node, &ns.name, "logger");
+    let events: Vec<Value> = eventually("the pod's 300 lines", Duration::from_secs(60), || async {
+        let out = env.aws(&[
+            "logs",
+            "filter-log-events",
+            "--log-group-name",
+            APPLICATION,
+            "--log-stream-name-prefix",
+            &prefix,
+            "--output",
+            "json",
+        ])?;
+        let v: Value = serde_json::from_str(&out)?;
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        Ok((events.len() >= 300).then_some(events))
+    })
+    .await?;
+    let uid = env.run(
+        "kubectl",
+        &["get", "pod", "logger", "-n", &ns.name, "-o", "jsonpath={.metadata.uid}"],
+    )?;
+    let mut seqs = vec![];
+    for e in &events {
+        let r: Value = serde_json::from_str(e["message"].as_str().context("message")?)?;
+        let k = &r["kubernetes"];
+        assert_eq!(k["pod_name"], "logger", "{r}");
+        assert_eq!(k["namespace_name"], ns.name.as_str(), "{r}");
+        assert_eq!(k["labels"]["app"], "logtest", "{r}");
+        assert_eq!(k["container_name"], "app", "{r}");
+        assert_eq!(k["host"], node.as_str(), "{r}");
+        assert_eq!(k["pod_id"], uid.as_str(), "{r}");
+        assert_eq!(k["container_image"], "public.ecr.aws/docker/library/busybox:1.36", "{r}");
+        assert_eq!(r["stream"], "stdout");
+        assert_eq!(r["_p"], "F");
+        let log = r["log"].as_str().context("log")?;
+        let seq: u64 = log
+            .strip_prefix("seq=")
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("no seq in {log:?}"))?;
+        seqs.push(seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>(), "each line once");
+    // The stream's name is Fluent Bit's.
+    let streams = env.aws(&[
+        "logs",
+        "describe-log-streams",
+        "--log-group-name",
+        APPLICATION,
+        "--log-stream-name-prefix",
+        &prefix,
+        "--query",
+        "logStreams[].logStreamName",
+        "--output",
+        "text",
+    ])?;
+    assert!(streams.trim().ends_with(".log"), "{streams}");
+    ns.cleanup().await
+}
+
+/// The issue's no-loss run: 3 nodes x 2 pods at a combined ~10 MB/s for a
+/// minute, files rotated (rename and copytruncate), CloudWatch throttling
+/// and 5xx for part of it, one agent killed with SIGKILL and restarted:
+/// every sequence number arrives once.
+#[tokio::test]
+#[ignore = "needs the local environment (make up)"]
+async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "node-agent-load").await?;
+    let nodes = agent_nodes(env)?;
+    const RATE: u64 = 1_700; // lines/s a pod, of 1,000 bytes: 6 x 1.7 MB/s
+    const SECONDS: u64 = 60;
+    let mut pods = vec![];
+    for (i, node) in nodes.iter().enumerate() {
+        for j in 0..2 {
+            let name = format!("load-{i}-{j}");
+            let rotation = if j == 0 { "rename" } else { "copytruncate" };
+            env.apply(&logging_pod(
+                &name,
+                &ns.name,
+                node,
+                &[
+                    ("log-lines-per-second", RATE.to_string()),
+                    ("log-line-bytes", "1000".into()),
+                    ("log-lines-total", (RATE * SECONDS).to_string()),
+                    ("log-max-size", (8u64 << 20).to_string()),
+                    ("log-max-files", "5".into()),
+                    ("log-rotation", rotation.into()),
+                ],
+            ))?;
+            pods.push((name, node.clone()));
+        }
+    }
+    eventually("the writers to start", Duration::from_secs(60), || async {
+        Ok(pods
+            .iter()
+            .all(|(p, _)| written(env, &ns.name, p).is_ok())
+            .then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let faults = LogsFaults::inject(
+        env,
+        serde_json::json!({"operation": "PutLogEvents", "throttle": 0.3, "serverError": 0.05}),
+    )?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let injected = faults.injected()?;
+    drop(faults);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // SIGKILL node 1's agent, then bring it back as the environment does.
+    let pid = std::fs::read_to_string(env.state.join("pids/outrigger-node-agent-1.pid"))?;
+    let pid = pid.trim().to_string();
+    env.run("kill", &["-KILL", &pid])?;
+    eventually("the agent to die", Duration::from_secs(10), || async {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+        Ok(matches!(state, None | Some("Z")).then_some(()))
+    })
+    .await?;
+    env.run(
+        "bash",
+        &[
+            env.repo
+                .join("testenv/scripts/components.sh")
+                .to_str()
+                .context("path")?,
+            "node-agents",
+        ],
+    )?;
+    eventually("the writers to finish", Duration::from_secs(120), || async {
+        Ok(pods
+            .iter()
+            .all(|(p, _)| written(env, &ns.name, p).is_ok_and(|v| v["done"] == true))
+            .then_some(()))
+    })
+    .await?;
+    let rotations: u64 = pods
+        .iter()
+        .filter_map(|(p, _)| written(env, &ns.name, p).ok()?["rotations"].as_u64())
+        .sum();
+    let prefixes: Vec<String> = pods
+        .iter()
+        .map(|(p, node)| stream_prefix(node, &ns.name, p))
+        .collect();
+    let want = RATE * SECONDS;
+    let counts = eventually("every line delivered", Duration::from_secs(180), || async {
+        let c = count(env, &prefixes)?;
+        let all = c.values().all(|v| v["distinct"].as_u64() == Some(want));
+        Ok(all.then_some(c))
+    })
+    .await
+    .or_else(|e| {
+        count(env, &prefixes).map(|c| {
+            eprintln!("counts: {c:#?}");
+            c
+        })
+        .and(Err(e))
+    })?;
+    for (prefix, c) in &counts {
+        assert_eq!(c["missing"], 0, "{prefix}: {c}");
+        assert_eq!(c["repeated"], 0, "{prefix}: {c}");
+        assert_eq!(c["events"].as_u64(), Some(want), "{prefix}: {c}");
+    }
+    // The faults and rotations really happened.
+    assert!(
+        injected["throttle"].as_u64().unwrap_or(0) > 0,
+        "no throttling injected: {injected}"
+    );
+    assert!(rotations >= 6, "rotations: {rotations}");
+    let retried: f64 = (0..3)
+        .map(|i| agent_metric(10360 + i, "outrigger_node_agent_retries_total"))
+        .sum();
+    assert!(retried > 0.0, "the agents retried nothing");
+    let dropped: f64 = (0..3)
+        .map(|i| agent_metric(10360 + i, "outrigger_node_agent_events_dropped_total"))
+        .sum();
+    assert_eq!(dropped, 0.0, "events dropped");
+    eprintln!(
+        "{} lines of 1,000 bytes in {SECONDS} s over 6 pods; {rotations} rotations; faults {injected}; agent retries {retried}",
+        want * 6
+    );
+    ns.cleanup().await
+}
