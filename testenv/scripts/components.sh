@@ -156,7 +156,9 @@ node_agent_start() { # index node
   HOST_NAME="$2" CLUSTER_NAME="$CLUSTER_NAME" READ_FROM_HEAD=On \
     start_component "node-agent-$1" "$port" node-agent \
     --kubeconfig "$STATE/node-agent.kubeconfig" \
-    --log-root "$STATE/nodes/$2/var/log" --state-dir "$STATE/nodes/$2/node-agent"
+    --log-root "$STATE/nodes/$2/var/log" --state-dir "$STATE/nodes/$2/node-agent" \
+    --metrics-collection-interval 5s --kubelet-certificate-authority "$PKI/ca.crt" \
+    --lease-namespace amazon-cloudwatch
 }
 
 case "${1:-up}" in

@@ -131,7 +131,7 @@ for f in stage/node/fast/node-initialize.yaml stage/node/heartbeat-with-lease/no
          metrics/usage/usage-from-annotation.yaml; do
   KWOK_CONFIG+=(--config "$KWOK_SRC/kustomize/$f")
 done
-KWOK_CONFIG+=(--config "$TESTENV/kwok/metrics-resource.yaml")
+KWOK_CONFIG+=(--config "$TESTENV/kwok/metrics-resource.yaml" --config "$TESTENV/kwok/metrics-cadvisor.yaml")
 if ! is_running kwok; then
   require_free_port kwok "$KWOK_PORT" KWOK_PORT
   log "starting kwok v$KWOK_VERSION (kubelet endpoint https://127.0.0.1:$KWOK_PORT)"

@@ -161,7 +161,15 @@ async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()
     .await?;
     let uid = env.run(
         "kubectl",
-        &["get", "pod", "logger", "-n", &ns.name, "-o", "jsonpath={.metadata.uid}"],
+        &[
+            "get",
+            "pod",
+            "logger",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
     )?;
     let mut seqs = vec![];
     for e in &events {
@@ -173,7 +181,10 @@ async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()
         assert_eq!(k["container_name"], "app", "{r}");
         assert_eq!(k["host"], node.as_str(), "{r}");
         assert_eq!(k["pod_id"], uid.as_str(), "{r}");
-        assert_eq!(k["container_image"], "public.ecr.aws/docker/library/busybox:1.36", "{r}");
+        assert_eq!(
+            k["container_image"], "public.ecr.aws/docker/library/busybox:1.36",
+            "{r}"
+        );
         assert_eq!(r["stream"], "stdout");
         assert_eq!(r["_p"], "F");
         let log = r["log"].as_str().context("log")?;
@@ -260,7 +271,12 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
     env.run("kill", &["-KILL", &pid])?;
     eventually("the agent to die", Duration::from_secs(10), || async {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
         Ok(matches!(state, None | Some("Z")).then_some(()))
     })
     .await?;
@@ -274,12 +290,16 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
             "node-agents",
         ],
     )?;
-    eventually("the writers to finish", Duration::from_secs(120), || async {
-        Ok(pods
-            .iter()
-            .all(|(p, _)| written(env, &ns.name, p).is_ok_and(|v| v["done"] == true))
-            .then_some(()))
-    })
+    eventually(
+        "the writers to finish",
+        Duration::from_secs(120),
+        || async {
+            Ok(pods
+                .iter()
+                .all(|(p, _)| written(env, &ns.name, p).is_ok_and(|v| v["done"] == true))
+                .then_some(()))
+        },
+    )
     .await?;
     let rotations: u64 = pods
         .iter()
@@ -297,11 +317,12 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
     })
     .await
     .or_else(|e| {
-        count(env, &prefixes).map(|c| {
-            eprintln!("counts: {c:#?}");
-            c
-        })
-        .and(Err(e))
+        count(env, &prefixes)
+            .map(|c| {
+                eprintln!("counts: {c:#?}");
+                c
+            })
+            .and(Err(e))
     })?;
     for (prefix, c) in &counts {
         assert_eq!(c["missing"], 0, "{prefix}: {c}");
@@ -326,5 +347,193 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
         "{} lines of 1,000 bytes in {SECONDS} s over 6 pods; {rotations} rotations; faults {injected}; agent retries {retried}",
         want * 6
     );
+    ns.cleanup().await
+}
+
+/// The newest events of a node's performance stream.
+fn performance_events(env: &TestEnv, node: &str) -> Result<Vec<Value>> {
+    let out = env.aws(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/containerinsights/demo/performance",
+        "--log-stream-name",
+        node,
+        "--no-start-from-head",
+        "--limit",
+        "400",
+        "--query",
+        "events[].message",
+        "--output",
+        "json",
+    ])?;
+    let messages: Vec<String> = serde_json::from_str(&out)?;
+    messages
+        .iter()
+        .map(|m| serde_json::from_str(m).context("an event that is not JSON"))
+        .collect()
+}
+
+/// `kubectl top node`'s CPU (millicores) and memory (MiB) of a node.
+fn top_node(env: &TestEnv, node: &str) -> Result<(f64, f64)> {
+    let out = env.run("kubectl", &["top", "node", node, "--no-headers"])?;
+    let f: Vec<&str> = out.split_whitespace().collect();
+    let cpu = f
+        .get(1)
+        .and_then(|c| c.strip_suffix('m'))
+        .context("cpu")?
+        .parse()?;
+    let mem = f
+        .get(3)
+        .and_then(|m| m.strip_suffix("Mi"))
+        .context("memory")?
+        .parse()?;
+    Ok((cpu, mem))
+}
+
+#[tokio::test]
+#[ignore = "needs the local environment (make up)"]
+async fn performance_events_are_valid_emf_and_agree_with_kubectl_top() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "node-agent-perf").await?;
+    let node = agent_nodes(env)?.remove(0);
+    env.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: busy
+  namespace: {ns}
+  labels: {{app: busy}}
+  annotations: {{kwok.x-k8s.io/usage-cpu: 150m, kwok.x-k8s.io/usage-memory: 300Mi}}
+spec:
+  nodeName: {node}
+  tolerations: [{{operator: Exists}}]
+  containers:
+  - name: app
+    image: public.ecr.aws/docker/library/busybox:1.36
+    resources:
+      requests: {{cpu: 200m, memory: 256Mi}}
+      limits: {{cpu: 400m, memory: 512Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: busy, namespace: {ns}}}
+spec:
+  selector: {{app: busy}}
+  ports: [{{port: 80}}]
+",
+        ns = ns.name
+    ))?;
+    // A pod event for it, with its Service.
+    let pod = eventually("the pod's event", Duration::from_secs(90), || async {
+        Ok(performance_events(env, &node)?.into_iter().find(|e| {
+            e["Type"] == "Pod"
+                && e["PodName"] == "busy"
+                && e["Namespace"] == ns.name.as_str()
+                && e.get("pod_cpu_usage_total").is_some()
+        }))
+    })
+    .await?;
+    let events = performance_events(env, &node)?;
+    for e in &events {
+        let text = e.to_string();
+        assert_eq!(
+            outrigger_metrics_core::insights::emf_problem(&text),
+            None,
+            "{text}"
+        );
+    }
+    let types: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e["Type"].as_str()).collect();
+    for t in ["Node", "NodeFS", "NodeNet", "Pod", "PodNet", "Container"] {
+        assert!(types.contains(t), "no {t} event in {types:?}");
+    }
+    // The pod: 150m of 2 cores; 200m requested; over its 400m limit.
+    let cap_m = 2000.0;
+    let cpu = pod["pod_cpu_usage_total"].as_f64().context("cpu")?;
+    assert!((cpu - 150.0).abs() <= 2.0, "pod cpu {cpu}");
+    let reserved = pod["pod_cpu_reserved_capacity"]
+        .as_f64()
+        .context("reserved")?;
+    assert!(
+        (reserved - 200.0 / cap_m * 100.0).abs() < 0.01,
+        "{reserved}"
+    );
+    let over = pod["pod_cpu_utilization_over_pod_limit"]
+        .as_f64()
+        .context("over")?;
+    assert!((over - 150.0 / 400.0 * 100.0).abs() < 1.0, "{over}");
+    assert_eq!(pod["pod_memory_working_set"], 300.0 * 1024.0 * 1024.0);
+    assert_eq!(pod["Service"], "busy");
+    assert!(
+        pod["pod_network_rx_bytes"]
+            .as_f64()
+            .is_some_and(|r| (r - 2048.0).abs() < 100.0),
+        "{pod}"
+    );
+    let dims = &pod["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert!(
+        dims.as_array()
+            .is_some_and(|d| d.contains(&serde_json::json!([
+                "ClusterName",
+                "Namespace",
+                "Service"
+            ]))),
+        "{dims}"
+    );
+    // The node agrees with kubectl top (metrics-server) within rounding.
+    eventually(
+        "node metrics agreeing with kubectl top",
+        Duration::from_secs(60),
+        || async {
+            let (top_cpu, top_mem) = top_node(env, &node)?;
+            let events = performance_events(env, &node)?;
+            let Some(n) = events.iter().rev().find(|e| e["Type"] == "Node") else {
+                return Ok(None);
+            };
+            let cpu = n["node_cpu_usage_total"].as_f64().context("node cpu")?;
+            let mem = n["node_memory_working_set"]
+                .as_f64()
+                .context("node memory")?
+                / 1024.0
+                / 1024.0;
+            Ok(((cpu - top_cpu).abs() <= 2.0 && (mem - top_mem).abs() <= 1.0).then_some(()))
+        },
+    )
+    .await?;
+    // The cluster's events, from the elected agent: the node count.
+    eventually(
+        "cluster_node_count equal to the node count",
+        Duration::from_secs(60),
+        || async {
+            let nodes = env
+                .run("kubectl", &["get", "nodes", "--no-headers"])?
+                .lines()
+                .count();
+            let mut counts = vec![];
+            for n in agent_nodes(env)? {
+                for e in performance_events(env, &n)? {
+                    if e["Type"] == "Cluster" {
+                        counts.push(e["cluster_node_count"].as_f64().unwrap_or(-1.0));
+                    }
+                }
+            }
+            Ok((counts.last() == Some(&(nodes as f64))).then_some(()))
+        },
+    )
+    .await?;
+    let groups = env.aws(&[
+        "logs",
+        "describe-log-groups",
+        "--log-group-name-prefix",
+        "/aws/containerinsights/demo/performance",
+        "--query",
+        "logGroups[].logGroupName",
+        "--output",
+        "text",
+    ])?;
+    assert!(groups.contains("/aws/containerinsights/demo/performance"));
     ns.cleanup().await
 }

@@ -5,6 +5,7 @@
 //! metrics types). Quantities and durations are printed by
 //! `outrigger-values`.
 
+pub mod insights;
 pub mod parse;
 pub mod proto;
 pub mod selector;

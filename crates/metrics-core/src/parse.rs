@@ -188,6 +188,37 @@ fn take_label<'a>(labels: &mut Vec<(&str, Cow<'a, str>)>, name: &str) -> Option<
     Some(labels.swap_remove(i).1)
 }
 
+/// One sample of any series, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Every sample of the series named in `names` (cAdvisor's
+/// `/metrics/cadvisor`, for the node agent's network and filesystem
+/// figures); malformed lines are skipped.
+pub fn series(body: &str, names: &[&str]) -> Vec<Series> {
+    body.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !t.starts_with('#') && names.iter().any(|n| t.starts_with(n))
+        })
+        .filter_map(parse_line)
+        .filter(|l| names.contains(&l.name))
+        .map(|l| Series {
+            name: l.name.to_string(),
+            labels: l
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_owned()))
+                .collect(),
+            value: l.sample.value,
+        })
+        .collect()
+}
+
 /// Parses a scrape body.
 pub fn parse(body: &str) -> Scrape<'_> {
     let mut out = Scrape::default();

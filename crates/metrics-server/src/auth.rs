@@ -65,6 +65,8 @@ pub enum AuthError {
     Config(String),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    TlsMaterial(#[from] outrigger_runtime::tls::TlsError),
     #[error("{0}")]
     Rustls(#[from] rustls::Error),
 }

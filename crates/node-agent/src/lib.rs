@@ -20,6 +20,7 @@ pub mod agent;
 pub mod checkpoint;
 pub mod ledger;
 pub mod metrics;
+pub mod perf;
 pub mod pods;
 pub mod sink;
 pub mod tail;
@@ -98,6 +99,30 @@ pub struct Args {
     #[arg(long, default_value = "On", value_parser = on_off)]
     pub labels: bool,
 
+    /// How often the performance metrics are collected and sent (the
+    /// CloudWatch agent's `metrics_collection_interval`); `0s` turns them
+    /// off.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub metrics_collection_interval: Duration,
+
+    /// CA bundle for the kubelet's serving certificate (default: the
+    /// service account's CA).
+    #[arg(long)]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+
+    /// Do not verify the kubelet's serving certificate.
+    #[arg(long)]
+    pub kubelet_insecure_tls: bool,
+
+    /// The kubelet's port (unless the Node's status gives one).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+
+    /// Namespace of the Lease that elects the agent writing the
+    /// cluster-wide events.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "amazon-cloudwatch")]
+    pub lease_namespace: String,
+
     /// Time to deliver what is read when told to stop.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub grace: Duration,
@@ -171,9 +196,74 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     );
     pods.ready().await;
     ready.ok();
+    if !args.metrics_collection_interval.is_zero()
+        && let Some(pods_store) = pods.store()
+    {
+        start_perf(&rt, &args, &cfg, pods_store, sink.clone(), m.clone()).await?;
+    }
     let store = checkpoint::Store::new(&args.state_dir)?;
     tracing::info!(cluster = %cfg.cluster, host = %cfg.host, sink = %sink.describe(), log_root = %cfg.log_root.display(), "node agent starting");
     let agent = agent::Agent::new(cfg, sink, pods, m, store)?;
     agent.run(rt.shutdown.clone()).await?;
+    Ok(())
+}
+
+/// The performance half: the node's events every interval, and the
+/// cluster's from the agent holding the Lease.
+async fn start_perf(
+    rt: &Runtime,
+    args: &Args,
+    cfg: &agent::Config,
+    pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
+    sink: sink::Sink,
+    m: metrics::Metrics,
+) -> Result<(), Error> {
+    let tls = outrigger_runtime::tls::kubelet_client_config(
+        args.kubelet_certificate_authority.as_deref(),
+        args.kubelet_insecure_tls,
+        None,
+    )
+    .map_err(|e| Error::Flags(format!("kubelet TLS: {e}")))?;
+    let bearer_token =
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/token")
+            .ok()
+            .map(|t| t.trim().to_string());
+    let pcfg = perf::PerfConfig {
+        cluster: cfg.cluster.clone(),
+        host: cfg.host.clone(),
+        interval: args.metrics_collection_interval,
+        kubelet_port: args.kubelet_port,
+        use_node_status_port: true,
+        bearer_token,
+        timeout: Duration::from_secs(10),
+        lease_namespace: args.lease_namespace.clone(),
+    };
+    let elector = outrigger_runtime::leader::Elector::start(
+        rt.client.clone(),
+        outrigger_runtime::leader::LeaderConfig {
+            lease_name: "outrigger-node-agent-cluster-metrics".into(),
+            namespace: pcfg.lease_namespace.clone(),
+            identity: cfg.host.clone(),
+            lease_duration: Duration::from_secs(15),
+            renew_grace: Duration::from_secs(5),
+        },
+    )
+    .await
+    .map_err(|e| Error::Flags(format!("cluster metrics lease: {e}")))?;
+    let leading = elector.subscribe();
+    let agent = perf::PerfAgent::new(
+        rt.client.clone(),
+        pcfg,
+        tls,
+        pods,
+        sink,
+        m,
+        rt.shutdown.clone(),
+    );
+    let (client, stop) = (rt.client.clone(), rt.shutdown.clone());
+    tokio::spawn(async move {
+        agent.run(client, leading, stop.clone()).await;
+        elector.release().await;
+    });
     Ok(())
 }

@@ -35,7 +35,6 @@ fn trim(p: &mut Pod) {
             c.volume_mounts = None;
             c.command = None;
             c.args = None;
-            c.resources = None;
             c.ports = None;
             c.liveness_probe = None;
             c.readiness_probe = None;
@@ -68,6 +67,11 @@ impl Pods {
             host: host.to_string(),
             labels: false,
         }
+    }
+
+    /// The node's pods (none without a cluster).
+    pub fn store(&self) -> Option<Store<Pod>> {
+        self.store.clone()
     }
 
     pub async fn ready(&self) {

@@ -25,6 +25,7 @@ pub mod queue;
 mod runtime;
 pub mod shutdown;
 pub mod sync;
+pub mod tls;
 pub mod watch;
 
 pub use admin::{AdminState, Readiness};

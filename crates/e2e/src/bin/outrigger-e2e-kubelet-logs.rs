@@ -189,7 +189,10 @@ impl Writer {
         let stamp = {
             let t = rfc3339(std::time::SystemTime::now());
             // 20261130-100000.123456789, unique enough.
-            t.replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_string()
+            t.replace(['-', ':'], "")
+                .replace('T', "-")
+                .trim_end_matches('Z')
+                .to_string()
         };
         let live = self.dir.join("0.log");
         let rotated = self.dir.join(format!("0.log.{stamp}"));
@@ -325,9 +328,8 @@ async fn main() -> anyhow::Result<()> {
         seed_host_logs(&args.root, n);
     }
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
-    let client = Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
+    let client =
+        Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
     let pods: Api<Pod> = Api::all(client);
     let mut running: HashMap<String, (Spec, CancellationToken)> = HashMap::new();
     let stream = watcher(pods, watcher::Config::default()).default_backoff();
@@ -350,7 +352,11 @@ async fn main() -> anyhow::Result<()> {
             let gone = deleted || pod.metadata.deletion_timestamp.is_some();
             let want = spec(&pod).filter(|_| {
                 !gone
-                    && pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                    && pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some()
                     && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
             });
             match (want, running.get(&uid)) {
@@ -360,7 +366,12 @@ async fn main() -> anyhow::Result<()> {
                         t.cancel();
                     }
                     let stop = CancellationToken::new();
-                    tokio::spawn(write_pod(args.root.clone(), pod.clone(), s.clone(), stop.clone()));
+                    tokio::spawn(write_pod(
+                        args.root.clone(),
+                        pod.clone(),
+                        s.clone(),
+                        stop.clone(),
+                    ));
                     running.insert(uid, (s, stop));
                 }
                 (None, Some(_)) if gone => {
