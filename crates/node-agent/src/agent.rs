@@ -46,6 +46,10 @@ pub struct Config {
     pub metadata_wait: Duration,
     /// Time to deliver what is read once told to stop.
     pub grace: Duration,
+    /// Bytes not yet delivered in files deleted from the disk (held open
+    /// by the agent: the on-disk buffer beyond the kubelet's own rotation
+    /// budget), at most; past it the oldest are given up, counted.
+    pub buffer_max: u64,
 }
 
 struct StreamState {
@@ -815,21 +819,48 @@ impl Agent {
         self.store.save(&self.state())
     }
 
-    fn gauges(&self) {
+    /// The gauges, and the on-disk buffer's bound: deleted files held open
+    /// with more undelivered bytes than `buffer_max` in all are given up,
+    /// oldest first, what they still held counted as lost.
+    fn gauges(&mut self) {
+        use std::os::unix::fs::MetadataExt;
         self.m.files_open.set(self.files.len() as i64);
         self.m.pending_bytes.set(self.in_memory as i64);
-        let buffer: u64 = self
-            .files
-            .values()
-            .map(|t| {
-                t.file
-                    .metadata()
-                    .map(|m| m.len())
-                    .unwrap_or(0)
-                    .saturating_sub(t.ledger.watermark())
-            })
-            .sum();
+        let mut buffer = 0u64;
+        let mut deleted: Vec<(u64, u64)> = vec![];
+        for t in self.files.values() {
+            let Ok(meta) = t.file.metadata() else {
+                continue;
+            };
+            let held = meta.len().saturating_sub(t.ledger.watermark());
+            buffer += held;
+            if meta.nlink() == 0 && !t.finished {
+                deleted.push((t.id, held));
+            }
+        }
         self.m.buffer_bytes.set(buffer as i64);
+        let mut held: u64 = deleted.iter().map(|d| d.1).sum();
+        let mut out = vec![];
+        for (id, bytes) in deleted {
+            if held <= self.cfg.buffer_max {
+                break;
+            }
+            held -= bytes;
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
+            let unread = t.give_up(&mut out, &self.m);
+            tracing::warn!(path = %t.path.display(), unread, limit = self.cfg.buffer_max, "the on-disk buffer is full: a deleted file is given up");
+            Metrics::reason(&self.m.bytes_lost, "buffer_full").inc_by(unread);
+            let stream = t.stream;
+            for e in out.drain(..) {
+                let s = &mut self.streams[stream];
+                s.pending_bytes += e.message.len();
+                self.in_memory += e.message.len();
+                s.oldest.get_or_insert_with(Instant::now);
+                s.pending.push_back(e);
+            }
+        }
     }
 }
 

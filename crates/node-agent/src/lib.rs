@@ -126,6 +126,12 @@ pub struct Args {
     /// Time to deliver what is read when told to stop.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub grace: Duration,
+
+    /// The on-disk buffer (MiB): undelivered bytes of log files the kubelet
+    /// deleted and the agent still holds open, at most; past it the oldest
+    /// are given up (`outrigger_node_agent_bytes_lost_total{reason="buffer_full"}`).
+    #[arg(long, default_value_t = 1024)]
+    pub buffer_max_mib: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +171,7 @@ impl Args {
             mem_buf_limit: self.mem_buf_limit_mib << 20,
             metadata_wait: Duration::from_secs(10),
             grace: self.grace,
+            buffer_max: self.buffer_max_mib << 20,
         })
     }
 }

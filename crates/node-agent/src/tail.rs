@@ -342,6 +342,17 @@ impl Tailed {
         }
     }
 
+    /// Reading stops here for good (the on-disk buffer is full): the
+    /// piece of a line after the last newline is dropped with the rest of
+    /// the file; returns how many bytes that leaves unread.
+    pub fn give_up(&mut self, out: &mut Vec<Event>, m: &Metrics) -> u64 {
+        let len = self.file.metadata().map(|m| m.len()).unwrap_or(self.pos);
+        let unread = len.saturating_sub(self.pos) + self.carry.len() as u64;
+        self.carry.clear();
+        self.finish(out, m);
+        unread
+    }
+
     /// The file ended (rotated away and read to its end): whatever is held
     /// goes out as it is.
     pub fn finish(&mut self, out: &mut Vec<Event>, m: &Metrics) {

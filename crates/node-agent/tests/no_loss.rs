@@ -100,6 +100,7 @@ fn config(root: &Path) -> Config {
         mem_buf_limit: 1 << 20,
         metadata_wait: Duration::from_secs(0),
         grace: Duration::from_secs(2),
+        buffer_max: 1 << 30,
     }
 }
 
@@ -344,5 +345,74 @@ async fn the_batch_in_flight_at_a_crash_is_read_back() {
         agent.stop().await;
         assert_eq!(seen.len(), 55, "landed={landed}");
         assert!(seen.values().all(|n| *n == 1), "landed={landed}: repeated");
+    }
+}
+
+/// The on-disk buffer's bound: a file the kubelet deleted while it was
+/// still being read is held open (read to its end) unless the undelivered
+/// bytes of deleted files pass `buffer_max`; then it is given up and what
+/// it held is counted as lost, never silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_files_are_read_to_their_end_within_the_buffer_bound() {
+    for (bound, expect_loss) in [(1u64 << 30, false), (0, true)] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (root, state, out) = (
+            tmp.path().join("log"),
+            tmp.path().join("state"),
+            tmp.path().join("out"),
+        );
+        let mut c = Container::new(&root, "web");
+        c.write(20_000);
+        let mut cfg = config(&root);
+        cfg.mem_buf_limit = 64 << 10;
+        cfg.buffer_max = bound;
+        let m = Metrics::default();
+        let agent = Agent::new(
+            cfg,
+            Sink::File { dir: out.clone() },
+            Pods::none("n1"),
+            m.clone(),
+            Store::new(&state).expect("store"),
+        )
+        .expect("agent");
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let h = tokio::spawn(async move { agent.run(s).await.expect("runs") });
+        // As soon as reading started: rotated away and deleted.
+        for _ in 0..100 {
+            if !delivered(&out).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c.rotate_rename(1);
+        std::fs::remove_file(c.dir.join("0.log.1")).expect("delete");
+        c.write(10);
+        let lost = || Metrics::reason(&m.bytes_lost, "buffer_full").get();
+        let seen = if expect_loss {
+            let mut seen = BTreeMap::new();
+            for _ in 0..300 {
+                seen = delivered(&out);
+                if lost() > 0 && seen.contains_key(&c.seq) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        } else {
+            wait_for(&out, c.seq).await
+        };
+        stop.cancel();
+        let _ = h.await;
+        let last_ten = (c.seq - 9..=c.seq).all(|s| seen.contains_key(&s));
+        assert!(last_ten, "bound {bound}: the new file is read");
+        assert!(seen.values().all(|n| *n == 1), "bound {bound}: repeated");
+        if expect_loss {
+            assert!(lost() > 0, "bound 0: the deleted file is given up, counted");
+            assert!((seen.len() as u64) < c.seq);
+        } else {
+            assert_eq!(lost(), 0);
+            assert_eq!(seen.len() as u64, c.seq, "every line of the deleted file");
+        }
     }
 }
