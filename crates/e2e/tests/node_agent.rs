@@ -537,3 +537,99 @@ spec:
     assert!(groups.contains("/aws/containerinsights/demo/performance"));
     ns.cleanup().await
 }
+
+/// Lines no runtime should write still arrive (or are counted): a line
+/// without the CRI prefix, invalid UTF-8, a 1 MiB line; the agent stays
+/// up.
+#[tokio::test]
+#[ignore = "needs the local environment (make up)"]
+async fn malformed_lines_are_delivered_and_counted_never_a_crash() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "node-agent-bad").await?;
+    let node = agent_nodes(env)?.remove(0);
+    // A pod the environment writes nothing for: its file is written here.
+    env.apply(&logging_pod(
+        "odd",
+        &ns.name,
+        &node,
+        &[("unused", "1".into())],
+    ))?;
+    let uid = eventually("the pod", Duration::from_secs(30), || async {
+        let uid = env.run(
+            "kubectl",
+            &[
+                "get",
+                "pod",
+                "odd",
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+        )?;
+        Ok((!uid.is_empty()).then_some(uid))
+    })
+    .await?;
+    let unparsed_before = agent_metric(10360, "outrigger_node_agent_lines_unparsed_total");
+    let log = env.state.join(format!("nodes/{node}/var/log"));
+    let dir = log.join(format!("pods/{}_odd_{uid}/app", ns.name));
+    std::fs::create_dir_all(&dir)?;
+    let mut content: Vec<u8> = b"no CRI prefix at all\n".to_vec();
+    content.extend_from_slice(b"2026-11-30T10:00:00.000000001Z stdout F bad \xff\xfe utf8\n");
+    content.extend_from_slice(b"2026-11-30T10:00:00.000000002Z stdout F ");
+    content.extend(std::iter::repeat_n(b'y', 1 << 20));
+    content.push(b'\n');
+    content.extend_from_slice(b"2026-11-30T10:00:00.000000003Z stdout F the end\n");
+    std::fs::write(dir.join("0.log"), &content)?;
+    let id = "ab".repeat(32);
+    std::os::unix::fs::symlink(
+        dir.join("0.log"),
+        log.join(format!("containers/odd_{}_app-{id}.log", ns.name)),
+    )?;
+    let prefix = stream_prefix(&node, &ns.name, "odd");
+    let logs: Vec<String> = eventually("the odd lines", Duration::from_secs(60), || async {
+        let out = env.aws(&[
+            "logs",
+            "filter-log-events",
+            "--log-group-name",
+            APPLICATION,
+            "--log-stream-name-prefix",
+            &prefix,
+            "--output",
+            "json",
+        ])?;
+        let v: Value = serde_json::from_str(&out)?;
+        let logs: Vec<String> = v["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .filter_map(|r| r["log"].as_str().map(str::to_string))
+            .collect();
+        Ok(logs.iter().any(|l| l == "the end").then_some(logs))
+    })
+    .await?;
+    assert!(
+        logs.iter().any(|l| l == "no CRI prefix at all"),
+        "{:?}",
+        &logs[..2]
+    );
+    assert!(
+        logs.iter().any(|l| l == "bad \u{fffd}\u{fffd} utf8"),
+        "invalid UTF-8 replaced"
+    );
+    let ys: usize = logs
+        .iter()
+        .filter(|l| l.starts_with('y'))
+        .map(|l| l.len())
+        .sum();
+    assert_eq!(ys, 1 << 20, "the 1 MiB line arrives whole, in pieces");
+    assert!(logs.iter().filter(|l| l.starts_with('y')).count() > 1);
+    let unparsed = agent_metric(10360, "outrigger_node_agent_lines_unparsed_total");
+    assert!(unparsed > unparsed_before, "the bad line is counted");
+    let (status, _) = outrigger_e2e::http_get(10360, "/healthz").await?;
+    assert_eq!(status, 200, "the agent is up");
+    ns.cleanup().await
+}

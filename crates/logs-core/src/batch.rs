@@ -2,7 +2,9 @@
 //!
 //! A call takes at most 10,000 events and 1,048,576 bytes, counted as each
 //! message's UTF-8 bytes plus 26; its events span at most 24 hours and are
-//! sent in time order; one event is at most 256 KiB with its 26 bytes.
+//! sent in time order; one event is at most 1 MB (Fluent Bit's
+//! `cloudwatch_logs` sends up to 1,000,000 bytes a message since AWS raised
+//! the limit from 256 KB).
 
 /// Bytes counted per event on top of its message.
 pub const EVENT_OVERHEAD: usize = 26;
@@ -13,7 +15,7 @@ pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Time between a call's first and last event.
 pub const MAX_BATCH_SPAN_MS: i64 = 24 * 3_600 * 1_000;
 /// Bytes of one event's message.
-pub const MAX_MESSAGE_BYTES: usize = 262_144 - EVENT_OVERHEAD;
+pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// A batch being filled: whether the next event still fits.
 #[derive(Clone, Debug, Default)]

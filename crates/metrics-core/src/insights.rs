@@ -54,6 +54,8 @@ pub struct PodInfo {
     pub labels: BTreeMap<String, String>,
     /// Services selecting it.
     pub services: Vec<String>,
+    /// Its owner references: (kind, name).
+    pub owners: Vec<(String, String)>,
     pub phase: String,
     pub containers: Vec<ContainerInfo>,
 }
@@ -74,10 +76,53 @@ pub struct Sample {
     pub filesystem: Option<(String, f64, f64)>,
 }
 
-/// The last sample, for rates.
+/// The last sample, for rates, and the last restart counts, for their
+/// increase.
 #[derive(Debug, Default)]
 pub struct Perf {
     prev: Option<Sample>,
+    restarts: HashMap<(String, String, String), i64>,
+}
+
+/// The `PodName` dimension as the CloudWatch agent writes it: the
+/// workload's name for a pod with an owner (the Deployment behind a
+/// ReplicaSet, the CronJob behind a Job, a DaemonSet, StatefulSet or
+/// ReplicationController as named), `kube-proxy` for the kube-proxy pods
+/// (static pods without owners), else the pod's own name.
+pub fn workload_name(pod: &PodInfo) -> String {
+    for (kind, name) in &pod.owners {
+        match kind.as_str() {
+            "ReplicaSet" => {
+                return strip_suffix(name, |s| {
+                    !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            }
+            "Job" => {
+                return strip_suffix(name, |s| {
+                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+                });
+            }
+            "DaemonSet" | "StatefulSet" | "ReplicationController" => return name.clone(),
+            _ => {}
+        }
+    }
+    if pod.name.starts_with("kube-proxy") {
+        return "kube-proxy".to_string();
+    }
+    pod.name.clone()
+}
+
+/// `name` without its last `-suffix` when `is_generated(suffix)`.
+fn strip_suffix(name: &str, is_generated: impl Fn(&str) -> bool) -> String {
+    match name.rsplit_once('-') {
+        Some((base, suffix)) if !base.is_empty() && is_generated(suffix) => base.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// A sum that is 0.0 (not -0.0) when empty.
+fn total(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |a, b| a + b)
 }
 
 fn rate(now: Option<f64>, prev: Option<f64>, seconds: f64) -> Option<f64> {
@@ -164,16 +209,14 @@ impl Perf {
             .iter()
             .map(|p| p.containers.iter().filter(|c| c.running).count())
             .sum();
-        let cpu_request: f64 = running
-            .iter()
-            .flat_map(|p| &p.containers)
-            .map(|c| c.cpu_request * 1000.0)
-            .sum();
-        let mem_request: f64 = running
-            .iter()
-            .flat_map(|p| &p.containers)
-            .map(|c| c.memory_request)
-            .sum();
+        // Requests hold capacity until the pod ends: Pending pods count.
+        let holding = || {
+            pods.iter()
+                .filter(|p| p.phase != "Succeeded" && p.phase != "Failed")
+                .flat_map(|p| &p.containers)
+        };
+        let cpu_request = total(holding().map(|c| c.cpu_request * 1000.0));
+        let mem_request = total(holding().map(|c| c.memory_request));
         let node_cpu = rate(now.node_cpu_seconds, prev.node_cpu_seconds, secs).map(|r| r * 1000.0);
         let net: Vec<(f64, f64)> = now
             .node_network
@@ -288,8 +331,22 @@ impl Perf {
                 &[],
             ));
         }
+        // Restarts are reported as their increase since the last sample
+        // (nothing the first time a container is seen).
+        let mut restarts: HashMap<(String, String, String), i64> = HashMap::new();
+        let mut increases: HashMap<(String, String, String), i64> = HashMap::new();
+        for p in pods {
+            for c in &p.containers {
+                let k = (p.namespace.clone(), p.name.clone(), c.name.clone());
+                if let Some(before) = self.restarts.get(&k) {
+                    increases.insert(k.clone(), (c.restarts - before).max(0));
+                }
+                restarts.insert(k, c.restarts);
+            }
+        }
+        self.restarts = restarts;
         for p in &running {
-            out.extend(self.pod_events(node, p, &prev, secs, t, cpu_limit, mem_limit));
+            out.extend(self.pod_events(node, p, &prev, secs, t, cpu_limit, mem_limit, &increases));
         }
         out
     }
@@ -304,6 +361,7 @@ impl Perf {
         t: i64,
         cpu_limit: f64,
         mem_limit: f64,
+        increases: &HashMap<(String, String, String), i64>,
     ) -> Vec<String> {
         let Some(now) = self.prev.as_ref() else {
             return vec![];
@@ -312,16 +370,32 @@ impl Perf {
         let key = |c: &str| (p.namespace.clone(), p.name.clone(), c.to_string());
         let mut pod_cpu = Some(0.0);
         let mut pod_mem = Some(0.0);
+        let pod_name = workload_name(p);
         let mut kubernetes = json!({
             "host": node.name,
             "namespace_name": p.namespace,
             "pod_name": p.name,
             "pod_id": p.uid,
-            "labels": p.labels,
         });
+        if !p.labels.is_empty() {
+            kubernetes["labels"] = json!(p.labels);
+        }
+        if !p.owners.is_empty() {
+            kubernetes["pod_owners"] = json!(
+                p.owners
+                    .iter()
+                    .map(|(k, n)| json!({"owner_kind": k, "owner_name": n}))
+                    .collect::<Vec<_>>()
+            );
+        }
         if let Some(s) = p.services.first() {
             kubernetes["service_name"] = json!(s);
         }
+        let restarts_of = |c: &str| {
+            increases
+                .get(&(p.namespace.clone(), p.name.clone(), c.to_string()))
+                .copied()
+        };
         for c in &p.containers {
             let (cpu, mem) = match (
                 now.containers.get(&key(&c.name)),
@@ -339,8 +413,12 @@ impl Perf {
             let mut f = base("Container", &node.cluster, t);
             f.insert("NodeName".into(), json!(node.name));
             f.insert("Namespace".into(), json!(p.namespace));
-            f.insert("PodName".into(), json!(p.name));
+            f.insert("PodName".into(), json!(pod_name));
+            f.insert("FullPodName".into(), json!(p.name));
             f.insert("ContainerName".into(), json!(c.name));
+            if let Some(s) = p.services.first() {
+                f.insert("Service".into(), json!(s));
+            }
             let mut k = kubernetes.clone();
             k["container_name"] = json!(c.name);
             f.insert("kubernetes".into(), k);
@@ -375,14 +453,14 @@ impl Perf {
                     (
                         "number_of_container_restarts",
                         "Count",
-                        Some(c.restarts as f64),
+                        restarts_of(&c.name).map(|r| r as f64),
                     ),
                 ],
                 &[vec!["ClusterName", "Namespace", "PodName", "ContainerName"]],
             ));
         }
-        let requests_cpu: f64 = p.containers.iter().map(|c| c.cpu_request * 1000.0).sum();
-        let requests_mem: f64 = p.containers.iter().map(|c| c.memory_request).sum();
+        let requests_cpu = total(p.containers.iter().map(|c| c.cpu_request * 1000.0));
+        let requests_mem = total(p.containers.iter().map(|c| c.memory_request));
         let limits_cpu: Option<f64> = p
             .containers
             .iter()
@@ -400,7 +478,8 @@ impl Perf {
         let mut f = base("Pod", &node.cluster, t);
         f.insert("NodeName".into(), json!(node.name));
         f.insert("Namespace".into(), json!(p.namespace));
-        f.insert("PodName".into(), json!(p.name));
+        f.insert("PodName".into(), json!(pod_name));
+        f.insert("FullPodName".into(), json!(p.name));
         let mut dimension_sets = vec![
             vec!["ClusterName", "Namespace", "PodName"],
             vec!["ClusterName", "Namespace"],
@@ -411,7 +490,7 @@ impl Perf {
             dimension_sets.insert(1, vec!["ClusterName", "Namespace", "Service"]);
         }
         f.insert("kubernetes".into(), kubernetes);
-        let restarts: i64 = p.containers.iter().map(|c| c.restarts).sum();
+        let restarts: Option<i64> = p.containers.iter().map(|c| restarts_of(&c.name)).sum();
         out.push(emf(
             t,
             f,
@@ -467,7 +546,7 @@ impl Perf {
                 (
                     "pod_number_of_container_restarts",
                     "Count",
-                    Some(restarts as f64),
+                    restarts.map(|r| r as f64),
                 ),
             ],
             &dimension_sets,
@@ -476,7 +555,8 @@ impl Perf {
             let mut f = base("PodNet", &node.cluster, t);
             f.insert("NodeName".into(), json!(node.name));
             f.insert("Namespace".into(), json!(p.namespace));
-            f.insert("PodName".into(), json!(p.name));
+            f.insert("PodName".into(), json!(pod_name));
+            f.insert("FullPodName".into(), json!(p.name));
             f.insert("interface".into(), json!("eth0"));
             out.push(emf(
                 t,
@@ -704,7 +784,9 @@ mod tests {
         assert_eq!(pd["pod_cpu_utilization_over_pod_limit"], 10.0);
         assert_eq!(pd["pod_cpu_reserved_capacity"], 25.0);
         assert_eq!(pd["pod_memory_utilization_over_pod_limit"], 25.0);
-        assert_eq!(pd["pod_number_of_container_restarts"], 2.0);
+        // Restarts: their increase since the last sample; none in the first
+        // event (as the CloudWatch agent).
+        assert!(pd.get("pod_number_of_container_restarts").is_none());
         assert_eq!(pd["pod_network_rx_bytes"], 1000.0);
         assert_eq!(pd["Service"], "web-svc");
         assert_eq!(

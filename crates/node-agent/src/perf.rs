@@ -177,6 +177,13 @@ pub fn pod_info(pod: &Pod, services: &[Arc<Service>]) -> PodInfo {
             .filter(|s| selects(s, pod))
             .filter_map(|s| s.metadata.name.clone())
             .collect(),
+        owners: pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|o| (o.kind.clone(), o.name.clone()))
+            .collect(),
         phase: pod
             .status
             .as_ref()

@@ -22,7 +22,6 @@ pub struct Pods {
 fn trim(p: &mut Pod) {
     let m = &mut p.metadata;
     m.annotations = None;
-    m.owner_references = None;
     m.finalizers = None;
     if let Some(s) = p.spec.as_mut() {
         s.volumes = None;
