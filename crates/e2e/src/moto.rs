@@ -12,13 +12,23 @@ const INSUFFICIENT_CAPACITY: &str = "/outrigger-ext/insufficient-capacity";
 /// removes every entry the pattern covers, `GET` lists them. Returns the
 /// set afterwards.
 pub fn insufficient_capacity(env: &TestEnv, method: &str, pattern: &Value) -> Result<Vec<Value>> {
+    let v = call(env, INSUFFICIENT_CAPACITY, method, pattern)?;
+    v["insufficientCapacity"]
+        .as_array()
+        .cloned()
+        .with_context(|| format!("{method} {INSUFFICIENT_CAPACITY}: {v}"))
+}
+
+/// `curl -X <method>` of an extension endpoint with a JSON body; its JSON
+/// answer.
+fn call(env: &TestEnv, path: &str, method: &str, body: &Value) -> Result<Value> {
     let url = format!(
-        "{}{INSUFFICIENT_CAPACITY}",
+        "{}{path}",
         env.vars
             .get("AWS_ENDPOINT_URL")
             .context("AWS_ENDPOINT_URL is not in the environment's env file")?
     );
-    let body = pattern.to_string();
+    let body = body.to_string();
     let out = env.run(
         "curl",
         &[
@@ -33,11 +43,7 @@ pub fn insufficient_capacity(env: &TestEnv, method: &str, pattern: &Value) -> Re
             &url,
         ],
     )?;
-    let v: Value = serde_json::from_str(&out).with_context(|| format!("{method} {url}: {out}"))?;
-    v["insufficientCapacity"]
-        .as_array()
-        .cloned()
-        .with_context(|| format!("{method} {url}: {out}"))
+    serde_json::from_str(&out).with_context(|| format!("{method} {url}: {out}"))
 }
 
 /// Offerings without capacity while it lives: EC2's CreateFleet (type
@@ -74,28 +80,7 @@ const LOGS_FAULTS: &str = "/outrigger-ext/logs-faults";
 /// `GET`); returns its state afterwards (`logsFaults`, `injected`,
 /// `limits`).
 pub fn logs_faults(env: &TestEnv, method: &str, body: &Value) -> Result<Value> {
-    let url = format!(
-        "{}{LOGS_FAULTS}",
-        env.vars
-            .get("AWS_ENDPOINT_URL")
-            .context("AWS_ENDPOINT_URL is not in the environment's env file")?
-    );
-    let body = body.to_string();
-    let out = env.run(
-        "curl",
-        &[
-            "-sS",
-            "--fail-with-body",
-            "-X",
-            method,
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &body,
-            &url,
-        ],
-    )?;
-    serde_json::from_str(&out).with_context(|| format!("{method} {url}: {out}"))
+    call(env, LOGS_FAULTS, method, body)
 }
 
 /// CloudWatch Logs faults while it lives (throttling, 5xx); dropping it

@@ -88,6 +88,31 @@ fn count(env: &TestEnv, prefixes: &[String]) -> Result<BTreeMap<String, Value>> 
     Ok(serde_json::from_str(&out)?)
 }
 
+/// The records of the streams starting with `prefix` (the AWS CLI's
+/// filter-log-events, every page).
+fn records(env: &TestEnv, prefix: &str) -> Result<Vec<Value>> {
+    let out = env.aws(&[
+        "logs",
+        "filter-log-events",
+        "--log-group-name",
+        APPLICATION,
+        "--log-stream-name-prefix",
+        prefix,
+        "--output",
+        "json",
+    ])?;
+    let v: Value = serde_json::from_str(&out)?;
+    v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            serde_json::from_str(e["message"].as_str().context("message")?)
+                .context("a record that is not JSON")
+        })
+        .collect()
+}
+
 fn agent_metric(port: u16, name: &str) -> f64 {
     let out = std::process::Command::new("curl")
         .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
@@ -144,19 +169,8 @@ async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()
     .await?;
     let prefix = stream_prefix(&node, &ns.name, "logger");
     let events: Vec<Value> = eventually("the pod's 300 lines", Duration::from_secs(60), || async {
-        let out = env.aws(&[
-            "logs",
-            "filter-log-events",
-            "--log-group-name",
-            APPLICATION,
-            "--log-stream-name-prefix",
-            &prefix,
-            "--output",
-            "json",
-        ])?;
-        let v: Value = serde_json::from_str(&out)?;
-        let events = v["events"].as_array().cloned().unwrap_or_default();
-        Ok((events.len() >= 300).then_some(events))
+        let r = records(env, &prefix)?;
+        Ok((r.len() >= 300).then_some(r))
     })
     .await?;
     let uid = env.run(
@@ -172,8 +186,7 @@ async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()
         ],
     )?;
     let mut seqs = vec![];
-    for e in &events {
-        let r: Value = serde_json::from_str(e["message"].as_str().context("message")?)?;
+    for r in &events {
         let k = &r["kubernetes"];
         assert_eq!(k["pod_name"], "logger", "{r}");
         assert_eq!(k["namespace_name"], ns.name.as_str(), "{r}");
@@ -590,22 +603,8 @@ async fn malformed_lines_are_delivered_and_counted_never_a_crash() -> Result<()>
     )?;
     let prefix = stream_prefix(&node, &ns.name, "odd");
     let logs: Vec<String> = eventually("the odd lines", Duration::from_secs(60), || async {
-        let out = env.aws(&[
-            "logs",
-            "filter-log-events",
-            "--log-group-name",
-            APPLICATION,
-            "--log-stream-name-prefix",
-            &prefix,
-            "--output",
-            "json",
-        ])?;
-        let v: Value = serde_json::from_str(&out)?;
-        let logs: Vec<String> = v["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+        let logs: Vec<String> = records(env, &prefix)?
+            .iter()
             .filter_map(|r| r["log"].as_str().map(str::to_string))
             .collect();
         Ok(logs.iter().any(|l| l == "the end").then_some(logs))

@@ -232,6 +232,11 @@ impl Agent {
         }
     }
 
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
     fn stream(&mut self, group: &str, name: &str) -> usize {
         if let Some(i) = self.by_name.get(name) {
             return *i;
@@ -371,8 +376,7 @@ impl Agent {
             }
         }
         let (offset, skip) = self.start_of(dev, ino, path, meta.len());
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.new_id();
         match Tailed::open(
             id,
             path,
@@ -451,8 +455,7 @@ impl Agent {
                     kubernetes: k.map(|k| Arc::from(k.to_json())),
                 }
             };
-            let id = self.next_id;
-            self.next_id += 1;
+            let id = self.new_id();
             match Tailed::open(
                 id,
                 &path,
@@ -504,13 +507,7 @@ impl Agent {
                 if n > 0 {
                     t.refresh_key(t.pos);
                 }
-                for e in out.drain(..) {
-                    let s = &mut self.streams[stream];
-                    s.pending_bytes += e.message.len();
-                    self.in_memory += e.message.len();
-                    s.oldest.get_or_insert_with(Instant::now);
-                    s.pending.push_back(e);
-                }
+                enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
                 if n == 0 {
                     break;
                 }
@@ -522,13 +519,7 @@ impl Agent {
             {
                 t.finish(&mut out, &self.m);
             }
-            for e in out.drain(..) {
-                let s = &mut self.streams[stream];
-                s.pending_bytes += e.message.len();
-                self.in_memory += e.message.len();
-                s.oldest.get_or_insert_with(Instant::now);
-                s.pending.push_back(e);
-            }
+            enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
         }
     }
 
@@ -599,8 +590,7 @@ impl Agent {
             }
         }
         t.rotated_at = Some(Instant::now());
-        let new_id = self.next_id;
-        self.next_id += 1;
+        let new_id = self.new_id();
         match Tailed::open(
             new_id,
             &live,
@@ -853,14 +843,18 @@ impl Agent {
             tracing::warn!(path = %t.path.display(), unread, limit = self.cfg.buffer_max, "the on-disk buffer is full: a deleted file is given up");
             Metrics::reason(&self.m.bytes_lost, "buffer_full").inc_by(unread);
             let stream = t.stream;
-            for e in out.drain(..) {
-                let s = &mut self.streams[stream];
-                s.pending_bytes += e.message.len();
-                self.in_memory += e.message.len();
-                s.oldest.get_or_insert_with(Instant::now);
-                s.pending.push_back(e);
-            }
+            enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
         }
+    }
+}
+
+/// Events read into their stream's queue.
+fn enqueue(s: &mut StreamState, in_memory: &mut usize, out: &mut Vec<Event>) {
+    for e in out.drain(..) {
+        s.pending_bytes += e.message.len();
+        *in_memory += e.message.len();
+        s.oldest.get_or_insert_with(Instant::now);
+        s.pending.push_back(e);
     }
 }
 

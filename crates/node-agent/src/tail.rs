@@ -333,6 +333,11 @@ impl Tailed {
         if self.last_data.elapsed() < idle {
             return;
         }
+        self.flush_joined(out);
+    }
+
+    /// The entries being joined, out as they are.
+    fn flush_joined(&mut self, out: &mut Vec<Event>) {
         let format = self.format;
         let done: Vec<Entry> = match &mut self.multiline {
             Some(ms) => ms.iter_mut().filter_map(Multiline::flush).collect(),
@@ -365,14 +370,7 @@ impl Tailed {
         for e in self.reassembler.flush() {
             self.entry(e, out);
         }
-        let format = self.format;
-        let done: Vec<Entry> = match &mut self.multiline {
-            Some(ms) => ms.iter_mut().filter_map(Multiline::flush).collect(),
-            None => vec![],
-        };
-        for d in done {
-            self.emit(d, format, out);
-        }
+        self.flush_joined(out);
         self.finished = true;
     }
 }
