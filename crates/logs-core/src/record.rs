@@ -45,12 +45,37 @@ impl Kubernetes {
     }
 }
 
-/// Appends `s` as a JSON string (quotes included).
+/// Appends `s` as a JSON string (quotes included), escaped as JSON
+/// requires (`"`, `\\`, control characters; the rest as it is).
 pub fn push_json_str(out: &mut String, s: &str) {
-    // Writing a &str into a String through serde_json cannot fail.
-    let mut buf = std::mem::take(out).into_bytes();
-    let _ = serde_json::to_writer(&mut buf, s);
-    *out = String::from_utf8(buf).unwrap_or_default();
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII: the slices end on character
+        // boundaries.
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// One container entry as a record. `kubernetes` is [`Kubernetes::to_json`]
@@ -81,11 +106,9 @@ pub fn container(entry: &Entry, format: Format, kubernetes: Option<&str>) -> Str
     out
 }
 
+/// Valid JSON, starting with `{` (checked without building it).
 fn is_json_object(s: &str) -> bool {
-    matches!(
-        serde_json::from_str::<serde_json::Value>(s),
-        Ok(serde_json::Value::Object(_))
-    )
+    s.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
 }
 
 /// A `dmesg` line: `{"message":…}`.
@@ -220,6 +243,22 @@ mod tests {
             serde_json::from_str(&container(&entry(b"bad \xff utf8"), Format::Cri, None))
                 .expect("valid JSON");
         assert_eq!(v["log"], "bad \u{fffd} utf8");
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        for t in [
+            "plain",
+            "q\"b\\s",
+            "nl\ncr\rtab\t",
+            "ctl\u{1}\u{1f}\u{8}\u{c}",
+            "é ü 日本",
+            "",
+        ] {
+            let mut ours = String::new();
+            push_json_str(&mut ours, t);
+            assert_eq!(ours, serde_json::to_string(t).expect("json"), "{t:?}");
+        }
     }
 
     #[test]

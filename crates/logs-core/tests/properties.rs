@@ -106,3 +106,13 @@ proptest! {
         prop_assert_eq!(outrigger_logs_core::time::millis(&s), Some(want), "{}", s);
     }
 }
+
+proptest! {
+    /// The hand-written JSON string escaper writes what serde_json does.
+    #[test]
+    fn json_strings_escape_as_serde_json(s in any::<String>()) {
+        let mut ours = String::new();
+        outrigger_logs_core::record::push_json_str(&mut ours, &s);
+        prop_assert_eq!(ours, serde_json::to_string(&s).expect("json"));
+    }
+}

@@ -104,8 +104,9 @@ pub struct Agent {
 }
 
 const READ_CHUNK: usize = 256 << 10;
-/// A stream's waiting events, at most, before its files are read further.
-const STREAM_PENDING_LIMIT: usize = 2 << 20;
+/// A stream's waiting events, at most, before its files are read further
+/// (more than a batch, so the next request is ready when one returns).
+const STREAM_PENDING_LIMIT: usize = 3 << 19;
 
 impl Agent {
     pub fn new(
@@ -158,6 +159,10 @@ impl Agent {
                 Some(done) = self.rx.recv() => {
                     self.done(done);
                     self.save()?;
+                    // A stream whose request finished goes on at once, not
+                    // at the next tick.
+                    self.read_all();
+                    self.send_ready(false, &stop)?;
                 }
                 _ = tick.tick() => {
                     if last_refresh.is_none_or(|t| t.elapsed() >= self.cfg.refresh) {
@@ -411,7 +416,9 @@ impl Agent {
             let s = restored.swap_remove(i);
             return (s.offset, Skip::new(s.skip));
         }
-        if self.first_run && !self.cfg.read_from_head {
+        // Tail semantics only for what is there at the very first start:
+        // a file that appears later (a new pod, a rotation) is read whole.
+        if self.first_run && self.first_listing && !self.cfg.read_from_head {
             (len, Skip::default())
         } else {
             (0, Skip::default())

@@ -92,7 +92,7 @@ pub struct Args {
     pub multiline_start: String,
 
     /// Events held in memory, at most (MiB); files wait on disk beyond it.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     pub mem_buf_limit_mib: usize,
 
     /// Add the pod's labels to the `kubernetes` object.

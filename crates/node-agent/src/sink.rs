@@ -170,8 +170,9 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// The file of a group: `/aws/containerinsights/demo/application` ->
-/// `aws_containerinsights_demo_application.log`, one JSON object a line
-/// (`{"stream":…,"timestamp":…,"message":…}`).
+/// `aws_containerinsights_demo_application.log`, one JSON object a line:
+/// `{"stream":…,"timestamp":…,"message":…}`, the message (a record or an
+/// EMF event, JSON objects both) embedded as it is, not as a string.
 pub fn group_file(dir: &std::path::Path, group: &str) -> PathBuf {
     let name: String = group
         .trim_start_matches('/')
@@ -181,33 +182,40 @@ pub fn group_file(dir: &std::path::Path, group: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct FileEvent<'a> {
+    #[serde(borrow)]
     stream: std::borrow::Cow<'a, str>,
     timestamp: i64,
-    message: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    message: &'a serde_json::value::RawValue,
 }
 
 fn write_file(dir: &std::path::Path, b: &Batch) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut out = Vec::with_capacity(b.events.iter().map(|e| e.1.len() + 64).sum());
+    let mut stream = String::new();
+    outrigger_logs_core::record::push_json_str(&mut stream, &b.stream);
+    let mut out = String::with_capacity(b.events.iter().map(|e| e.1.len() + 64).sum());
     for (ts, m) in &b.events {
-        serde_json::to_writer(
-            &mut out,
-            &FileEvent {
-                stream: b.stream.as_str().into(),
-                timestamp: *ts,
-                message: m.as_str().into(),
-            },
-        )
-        .map_err(std::io::Error::other)?;
-        out.push(b'\n');
+        out.push_str("{\"stream\":");
+        out.push_str(&stream);
+        out.push_str(",\"timestamp\":");
+        out.push_str(&ts.to_string());
+        out.push_str(",\"message\":");
+        // The agent's messages are JSON objects; anything else is written
+        // as a string.
+        if m.starts_with('{') && m.ends_with('}') {
+            out.push_str(m);
+        } else {
+            outrigger_logs_core::record::push_json_str(&mut out, m);
+        }
+        out.push_str("}\n");
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(group_file(dir, &b.group))?;
-    f.write_all(&out)
+    f.write_all(out.as_bytes())
 }
 
 /// The last few MiB of a group's file, the stream's events in it (a batch
@@ -231,7 +239,16 @@ fn read_file_tail(
         .split(|b| *b == b'\n')
         .filter_map(|l| serde_json::from_slice::<FileEvent<'_>>(l).ok())
         .filter(|e| e.stream == stream)
-        .map(|e| (e.timestamp, e.message.into_owned()))
+        .map(|e| {
+            let raw = e.message.get();
+            // A message written as a string reads back as that string.
+            let m = if raw.starts_with('"') {
+                serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string())
+            } else {
+                raw.to_string()
+            };
+            (e.timestamp, m)
+        })
         .collect())
 }
 
@@ -248,13 +265,13 @@ mod tests {
         let b = Batch {
             group: "/aws/containerinsights/demo/application".into(),
             stream: "n1-application.x".into(),
-            events: vec![(1, "one".into()), (2, "two \"2\"".into())],
+            events: vec![(1, r#"{"log":"one"}"#.into()), (2, "two \"2\"".into())],
         };
         let probe = |ts, m: &str| Probe {
             ts,
             hash: hash(m.as_bytes()),
         };
-        let (first, last) = (probe(1, "one"), probe(2, "two \"2\""));
+        let (first, last) = (probe(1, r#"{"log":"one"}"#), probe(2, "two \"2\""));
         assert_eq!(
             sink.landed(&b.group, &b.stream, first, last).await,
             Ok(false)

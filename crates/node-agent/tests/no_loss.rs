@@ -163,8 +163,7 @@ fn delivered(out: &Path) -> BTreeMap<u64, usize> {
     let mut seen = BTreeMap::new();
     for line in text.lines() {
         let e: serde_json::Value = serde_json::from_str(line).expect("sink line");
-        let record: serde_json::Value =
-            serde_json::from_str(e["message"].as_str().expect("message")).expect("record");
+        let record = &e["message"];
         let log = record["log"].as_str().expect("log");
         let seq: u64 = log
             .strip_prefix("seq=")
@@ -274,12 +273,20 @@ async fn a_first_start_reads_from_the_end_unless_told_otherwise() {
     let h = tokio::spawn(async move { agent.run(s).await.expect("runs") });
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.write(5);
-    let seen = wait_for(&out, 5).await;
+    // Files that appear later are read whole: the kubelet's next file
+    // after a rotation, and a new container's.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.rotate_rename(1);
+    c.write(5);
+    let mut other = Container::new(&root, "late");
+    other.write(3);
+    let seen = wait_for(&out, 13).await;
     stop.cancel();
     let _ = h.await;
     assert_eq!(
         seen.keys().copied().collect::<Vec<_>>(),
-        (11..=15).collect::<Vec<_>>()
+        (1..=3).chain(11..=20).collect::<Vec<_>>(),
+        "web from its end at the start (11..), all of its next file, all of late's (1..3)"
     );
 }
 
@@ -315,14 +322,21 @@ async fn the_batch_in_flight_at_a_crash_is_read_back() {
         let group = "/aws/containerinsights/demo/application";
         let sink_file = group_file(&out, group);
         let text = std::fs::read_to_string(&sink_file).expect("sink");
-        let events: Vec<serde_json::Value> = text
+        // (timestamp, the message exactly as written)
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            timestamp: i64,
+            message: Box<serde_json::value::RawValue>,
+        }
+        let events: Vec<(i64, String)> = text
             .lines()
-            .map(|l| serde_json::from_str(l).expect("json"))
+            .map(|l| serde_json::from_str::<Raw>(l).expect("json"))
+            .map(|r| (r.timestamp, r.message.get().to_string()))
             .collect();
-        let probe = |e: &serde_json::Value| {
+        let probe = |e: &(i64, String)| {
             serde_json::json!({
-                "ts": e["timestamp"],
-                "hash": outrigger_node_agent::checkpoint::hash(e["message"].as_str().expect("m").as_bytes()),
+                "ts": e.0,
+                "hash": outrigger_node_agent::checkpoint::hash(e.1.as_bytes()),
             })
         };
         let size = std::fs::metadata(c.dir.join("0.log")).expect("stat").len();
@@ -363,6 +377,7 @@ async fn deleted_files_are_read_to_their_end_within_the_buffer_bound() {
         );
         let mut c = Container::new(&root, "web");
         c.write(20_000);
+        std::fs::write(&out, b"not a directory").expect("block the sink");
         let mut cfg = config(&root);
         cfg.mem_buf_limit = 64 << 10;
         cfg.buffer_max = bound;
@@ -378,17 +393,23 @@ async fn deleted_files_are_read_to_their_end_within_the_buffer_bound() {
         let stop = CancellationToken::new();
         let s = stop.clone();
         let h = tokio::spawn(async move { agent.run(s).await.expect("runs") });
-        // As soon as reading started: rotated away and deleted.
-        for _ in 0..100 {
-            if !delivered(&out).is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // The sink cannot write yet (its directory's path is a file): the
+        // agent reads up to its memory bound and waits. Then the file is
+        // rotated away and deleted, and the sink recovers.
+        tokio::time::sleep(Duration::from_millis(800)).await;
         c.rotate_rename(1);
         std::fs::remove_file(c.dir.join("0.log.1")).expect("delete");
         c.write(10);
         let lost = || Metrics::reason(&m.bytes_lost, "buffer_full").get();
+        if expect_loss {
+            for _ in 0..100 {
+                if lost() > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        std::fs::remove_file(&out).expect("the sink can write");
         let seen = if expect_loss {
             let mut seen = BTreeMap::new();
             for _ in 0..300 {
