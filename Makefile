@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb crds clean
+.PHONY: all build deps up down demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb bench-cluster-autoscaler bench-node-agent crds clean
 
 all: build
 
@@ -66,12 +66,18 @@ bench: deps bench-scheduling bench-provisioning bench-lb
 	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
 	@$(MAKE) --no-print-directory bench-cluster-autoscaler
+	@$(MAKE) --no-print-directory bench-node-agent
 
 ## bench-cluster-autoscaler: against upstream CA 1.34.5 on 1,000 kwok nodes x 30 pods + 500 pending (needs a snapshot of kubernetes/autoscaler, CA_MIRROR)
 bench-cluster-autoscaler:
 	@bash testenv/scripts/up.sh >/dev/null
 	@bash bench/cluster-autoscaler.sh
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
+
+## bench-node-agent: the node agent against Fluent Bit 5.1.1 (quickstart pipeline): parse + enrich per core, RSS, loss at 3 and 10 MB/s into moto (needs a Fluent Bit built from source, FLUENT_BIT)
+bench-node-agent:
+	@bash testenv/scripts/up.sh >/dev/null
+	@bash bench/node-agent.sh
 
 ## crds: regenerate deploy/crds/ from the Rust types (make test fails when they drift)
 crds:
