@@ -236,7 +236,7 @@ CONF
 }
 
 ours() { # log cluster log-root state sink read-from-head(On|Off)
-  local head=(); [[ $6 == On ]] && head=(--read-from-head)
+  local head=(); [[ $6 == On ]] && head=(--read-from-head On)
   start "$1" env OUTRIGGER_LOG_FORMAT=json "$OUTRIGGER_RELEASE" node-agent \
     --kubeconfig "$KUBECONFIG" --admin-address "127.0.0.1:$OURS_PORT" \
     --cluster-name "$2" --host-name "$NODE" --log-root "$3" --state-dir "$4" \

@@ -53,7 +53,7 @@ pub struct Args {
 
     /// Read files present at the first start from their beginning
     /// (`read.head`); otherwise from their end.
-    #[arg(long, env = "READ_FROM_HEAD", default_value = "Off", value_parser = on_off)]
+    #[arg(long, env = "READ_FROM_HEAD", default_value = "Off", value_parser = on_off, action = clap::ArgAction::Set)]
     pub read_from_head: bool,
 
     /// Where the node's logs are (`containers/`, `pods/`, `messages`...).
@@ -96,7 +96,7 @@ pub struct Args {
     pub mem_buf_limit_mib: usize,
 
     /// Add the pod's labels to the `kubernetes` object.
-    #[arg(long, default_value = "On", value_parser = on_off)]
+    #[arg(long, default_value = "On", value_parser = on_off, action = clap::ArgAction::Set)]
     pub labels: bool,
 
     /// How often the performance metrics are collected and sent (the
@@ -273,4 +273,46 @@ async fn start_perf(
         elector.release().await;
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn on_off_flags_take_fluent_bits_values() {
+        let c = Cli::try_parse_from([
+            "node-agent",
+            "--cluster-name=demo",
+            "--host-name=n1",
+            "--read-from-head",
+            "On",
+            "--labels",
+            "off",
+        ])
+        .expect("parses");
+        assert!(c.args.read_from_head);
+        assert!(!c.args.labels);
+        let c = Cli::try_parse_from(["node-agent", "--cluster-name=demo", "--host-name=n1"])
+            .expect("parses");
+        assert!(!c.args.read_from_head, "Off by default, as the quickstart");
+        assert!(c.args.labels);
+        assert!(
+            Cli::try_parse_from([
+                "node-agent",
+                "--cluster-name=demo",
+                "--host-name=n1",
+                "--read-from-head",
+                "maybe"
+            ])
+            .is_err()
+        );
+    }
 }
