@@ -151,7 +151,20 @@ node_agent_up() {
 }
 
 node_agent_start() { # index node
-  local port=$((NODE_AGENT_ADMIN_PORT + $1))
+  local port=$((NODE_AGENT_ADMIN_PORT + $1)) name="outrigger-node-agent-$1"
+  local served="$STATE/nodes/node-agent-$1.node"
+  # The node group's nodes change (the autoscaler tests replace them): an
+  # agent still serving a node that is no longer among the first three is
+  # stopped and started for the one that is.
+  if is_running "$name" && [[ "$(cat "$served" 2>/dev/null)" != "$2" ]]; then
+    local pid; pid=$(cat "$(pidfile "$name")")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do is_running "$name" || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do is_running "$name" || break; sleep 0.2; done
+    log "stopped $name (its node left the node group's first three)"
+  fi
+  echo "$2" >"$served"
   mkdir -p "$STATE/nodes/$2/var/log/containers" "$STATE/nodes/$2/node-agent"
   HOST_NAME="$2" CLUSTER_NAME="$CLUSTER_NAME" READ_FROM_HEAD=On \
     start_component "node-agent-$1" "$port" node-agent \

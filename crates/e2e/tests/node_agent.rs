@@ -15,8 +15,25 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const APPLICATION: &str = "/aws/containerinsights/demo/application";
 
-/// The node group's nodes with an agent (as components.sh picks them).
+/// The node group's first three nodes, an agent on each: the environment
+/// runs them for the nodes of `make up`, and the autoscaler tests replace
+/// nodes, so the agents are brought to the current ones first.
 fn agent_nodes(env: &TestEnv) -> Result<Vec<String>> {
+    env.run(
+        "bash",
+        &[
+            env.repo
+                .join("testenv/scripts/components.sh")
+                .to_str()
+                .context("path")?,
+            "node-agents",
+        ],
+    )?;
+    current_agent_nodes(env)
+}
+
+/// The node group's first three nodes by name (as components.sh picks them).
+fn current_agent_nodes(env: &TestEnv) -> Result<Vec<String>> {
     let out = env.run(
         "kubectl",
         &[
@@ -526,7 +543,7 @@ spec:
                 .lines()
                 .count();
             let mut counts = vec![];
-            for n in agent_nodes(env)? {
+            for n in current_agent_nodes(env)? {
                 for e in performance_events(env, &n)? {
                     if e["Type"] == "Cluster" {
                         counts.push(e["cluster_node_count"].as_f64().unwrap_or(-1.0));
