@@ -272,7 +272,7 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
                     ("log-line-bytes", "1000".into()),
                     ("log-lines-total", (RATE * SECONDS).to_string()),
                     ("log-max-size", (8u64 << 20).to_string()),
-                    ("log-max-files", "5".into()),
+                    ("log-max-files", "8".into()),
                     ("log-rotation", rotation.into()),
                 ],
             ))?;
@@ -294,8 +294,22 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
     tokio::time::sleep(Duration::from_secs(15)).await;
     let injected = faults.injected()?;
     drop(faults);
-    tokio::time::sleep(Duration::from_secs(10)).await;
     // SIGKILL node 1's agent, then bring it back as the environment does.
+    // The kill comes once the agent is back within the kubelet's retention
+    // of the writer (its on-disk backlog under ~20 s of lines): files the
+    // kubelet deletes while an agent is down are gone with it, the one limit
+    // of a buffer made of the log files themselves (counted, as
+    // `files_gone`). Writing goes on meanwhile.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    eventually(
+        "agent 1 to catch up after the throttling",
+        Duration::from_secs(60),
+        || async {
+            let backlog = agent_metric(10361, "outrigger_node_agent_buffer_bytes");
+            Ok((backlog < 24.0 * 1024.0 * 1024.0).then_some(()))
+        },
+    )
+    .await?;
     let pid = std::fs::read_to_string(env.state.join("pids/outrigger-node-agent-1.pid"))?;
     let pid = pid.trim().to_string();
     env.run("kill", &["-KILL", &pid])?;
