@@ -330,12 +330,14 @@ impl Agent {
     /// is not known and the file is new (it is looked up again at the next
     /// listing).
     fn container_kind(&mut self, name: &str, target: &Path) -> Option<Kind> {
-        if self
+        // A file being read at this path (the same file, or the one a
+        // rotation replaces): the same container, the same object.
+        if let Some(t) = self
             .files
             .values()
-            .any(|t| t.path == target && t.rotated_at.is_none())
+            .find(|t| t.path == target && t.rotated_at.is_none())
         {
-            return Some(Kind::Container { kubernetes: None });
+            return Some(t.kind.clone());
         }
         let Some(cf) = ContainerFile::parse(name) else {
             return Some(Kind::Container { kubernetes: None });
