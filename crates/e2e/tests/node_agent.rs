@@ -19,17 +19,16 @@ const APPLICATION: &str = "/aws/containerinsights/demo/application";
 /// runs them for the nodes of `make up`, and the autoscaler tests replace
 /// nodes, so the agents are brought to the current ones first.
 fn agent_nodes(env: &TestEnv) -> Result<Vec<String>> {
-    env.run(
-        "bash",
-        &[
-            env.repo
-                .join("testenv/scripts/components.sh")
-                .to_str()
-                .context("path")?,
-            "node-agents",
-        ],
-    )?;
+    node_agents_up(env)?;
     current_agent_nodes(env)
+}
+
+/// `components.sh node-agents`: an agent on each of the node group's first
+/// three nodes, (re)started where needed.
+fn node_agents_up(env: &TestEnv) -> Result<()> {
+    let script = env.repo.join("testenv/scripts/components.sh");
+    env.run("bash", &[script.to_str().context("path")?, "node-agents"])?;
+    Ok(())
 }
 
 /// The node group's first three nodes by name (as components.sh picks them).
@@ -324,16 +323,7 @@ async fn no_loss_no_repeat_at_10_mb_per_s_with_rotation_throttling_and_a_kill() 
         Ok(matches!(state, None | Some("Z")).then_some(()))
     })
     .await?;
-    env.run(
-        "bash",
-        &[
-            env.repo
-                .join("testenv/scripts/components.sh")
-                .to_str()
-                .context("path")?,
-            "node-agents",
-        ],
-    )?;
+    node_agents_up(env)?;
     eventually(
         "the writers to finish",
         Duration::from_secs(120),
