@@ -6,7 +6,10 @@ as a record whose `log` field holds it. This reads every event of the streams
 whose names start with each prefix (boto3, GetLogEvents page by page) and
 prints, as JSON, per prefix: events, distinct sequence numbers, the highest,
 how many of 1..highest are missing and how many came more than once (with
-the first few of each), and records without a sequence number.
+the first few of each), and records without a sequence number. With
+`--messages` it prints each prefix's messages instead (stream by stream, in
+order): the tests read records this way because moto's FilterLogEvents
+ignores `logStreamNamePrefix` and would page through the whole group.
 
     python testenv/aws/count_seq.py --group /aws/containerinsights/demo/application \\
         --prefix 'node-a-application.var.log.containers.web-0_ns_' [--prefix ...]
@@ -83,8 +86,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--group", required=True)
     p.add_argument("--prefix", action="append", required=True)
+    p.add_argument("--messages", action="store_true", help="print the messages, not counts")
     a = p.parse_args()
     logs = boto3.client("logs")
+    if a.messages:
+        print(
+            json.dumps(
+                {
+                    prefix: [
+                        m
+                        for stream in stream_names(logs, a.group, prefix)
+                        for m in messages(logs, a.group, stream)
+                    ]
+                    for prefix in a.prefix
+                }
+            )
+        )
+        return
     print(json.dumps({prefix: count(logs, a.group, prefix) for prefix in a.prefix}))
 
 

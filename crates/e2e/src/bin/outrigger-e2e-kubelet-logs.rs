@@ -22,7 +22,10 @@
 //! Every second, and when it stops, each container's progress is written
 //! to `<root>/_status/<ns>_<pod>_<container>.json`:
 //! `{"lines": n, "done": bool, "rotations": r}`. Each node's
-//! `var/log/{messages,secure,dmesg}` get a few host lines at start.
+//! `var/log/{messages,secure,dmesg}` get a few host lines at start, and
+//! `messages` a line every 10 s after that (a node's syslog is never quiet,
+//! so its log group appears even for an agent that starts at the files'
+//! ends), for the nodes given and any node directory that appears.
 
 use std::{
     collections::HashMap,
@@ -49,7 +52,8 @@ struct Args {
     /// A directory per node under it.
     #[arg(long)]
     root: PathBuf,
-    /// Nodes whose host logs are seeded at start.
+    /// Nodes whose host logs are seeded at start (node directories that
+    /// appear under the root later get theirs then).
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<String>,
 }
@@ -320,6 +324,38 @@ fn seed_host_logs(root: &Path, node: &str) {
     }
 }
 
+/// A syslog line in every node's `messages` every 10 s.
+async fn host_log_ticks(root: PathBuf, nodes: Vec<String>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        let mut all = nodes.clone();
+        if let Ok(d) = std::fs::read_dir(&root) {
+            all.extend(
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().join("var/log").is_dir())
+                    .map(|e| e.file_name().to_string_lossy().to_string()),
+            );
+        }
+        all.sort();
+        all.dedup();
+        for node in all.iter().filter(|n| !n.starts_with('_')) {
+            seed_host_logs(&root, node);
+            let line = format!(
+                "Nov 30 10:00:00 {node} kubelet[2101]: I1130 10:00:00 kubelet.go:2345] \"SyncLoop (housekeeping)\" tick={n}\n"
+            );
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join(node).join("var/log/messages"))
+            {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -327,6 +363,7 @@ async fn main() -> anyhow::Result<()> {
     for n in &args.nodes {
         seed_host_logs(&args.root, n);
     }
+    tokio::spawn(host_log_ticks(args.root.clone(), args.nodes.clone()));
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let client =
         Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
