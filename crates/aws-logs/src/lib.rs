@@ -205,18 +205,18 @@ impl Logs {
     }
 
     /// One PutLogEvents call: `events` (time in ms, message) in time order.
-    pub async fn put(
+    pub async fn put<'a>(
         &self,
         group: &str,
         stream: &str,
-        events: &[(i64, String)],
+        events: impl IntoIterator<Item = (i64, &'a str)>,
     ) -> Result<Rejected, PutError> {
         let events: Vec<InputLogEvent> = events
-            .iter()
+            .into_iter()
             .filter_map(|(ts, m)| {
                 InputLogEvent::builder()
-                    .timestamp(*ts)
-                    .message(m.clone())
+                    .timestamp(ts)
+                    .message(m)
                     .build()
                     .ok()
             })

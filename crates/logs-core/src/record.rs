@@ -82,18 +82,39 @@ pub fn push_json_str(out: &mut String, s: &str) {
 /// of its file (or `None` when the pod is not known: the record then has
 /// no `kubernetes` key, as Fluent Bit's when its lookup fails).
 pub fn container(entry: &Entry, format: Format, kubernetes: Option<&str>) -> String {
-    let log = String::from_utf8_lossy(&entry.content);
-    let mut out = String::with_capacity(log.len() + 96 + kubernetes.map_or(0, str::len));
+    let mut out = String::new();
+    container_into(
+        &mut out,
+        &entry.time,
+        entry.stream,
+        &entry.content,
+        format,
+        kubernetes,
+    );
+    out
+}
+
+/// [`container`]'s record of an entry's parts, appended to `out`.
+pub fn container_into(
+    out: &mut String,
+    time: &str,
+    stream: crate::Stream,
+    content: &[u8],
+    format: Format,
+    kubernetes: Option<&str>,
+) {
+    let log = String::from_utf8_lossy(content);
+    out.reserve(log.len() + 96 + kubernetes.map_or(0, str::len));
     out.push_str("{\"time\":");
-    push_json_str(&mut out, &entry.time);
+    push_json_str(out, time);
     out.push_str(",\"stream\":\"");
-    out.push_str(entry.stream.as_str());
+    out.push_str(stream.as_str());
     out.push('"');
     if format == Format::Cri {
         out.push_str(",\"_p\":\"F\"");
     }
     out.push_str(",\"log\":");
-    push_json_str(&mut out, &log);
+    push_json_str(out, &log);
     if log.starts_with('{') && is_json_object(&log) {
         out.push_str(",\"log_processed\":");
         out.push_str(log.trim_end());
@@ -103,7 +124,6 @@ pub fn container(entry: &Entry, format: Format, kubernetes: Option<&str>) -> Str
         out.push_str(k);
     }
     out.push('}');
-    out
 }
 
 /// Valid JSON, starting with `{` (checked without building it).
@@ -113,10 +133,16 @@ fn is_json_object(s: &str) -> bool {
 
 /// A `dmesg` line: `{"message":…}`.
 pub fn dmesg(line: &[u8]) -> String {
-    let mut out = String::from("{\"message\":");
-    push_json_str(&mut out, &String::from_utf8_lossy(line));
-    out.push('}');
+    let mut out = String::new();
+    dmesg_into(&mut out, line);
     out
+}
+
+/// [`dmesg`], appended to `out`.
+pub fn dmesg_into(out: &mut String, line: &[u8]) {
+    out.push_str("{\"message\":");
+    push_json_str(out, &String::from_utf8_lossy(line));
+    out.push('}');
 }
 
 /// A syslog line (`/var/log/messages`, `/var/log/secure`) as the
@@ -125,28 +151,34 @@ pub fn dmesg(line: &[u8]) -> String {
 /// does not match is kept whole as `{"log":…}` (Fluent Bit keeps unparsed
 /// records under its input key, `log`).
 pub fn syslog(line: &[u8]) -> String {
+    let mut out = String::new();
+    syslog_into(&mut out, line);
+    out
+}
+
+/// [`syslog`], appended to `out`.
+pub fn syslog_into(out: &mut String, line: &[u8]) {
     let text = String::from_utf8_lossy(line);
-    let mut out = String::from("{");
+    out.push('{');
     match parse_syslog(&text) {
         Some(s) => {
             out.push_str("\"host\":");
-            push_json_str(&mut out, s.host);
+            push_json_str(out, s.host);
             out.push_str(",\"ident\":");
-            push_json_str(&mut out, s.ident);
+            push_json_str(out, s.ident);
             if let Some(pid) = s.pid {
                 out.push_str(",\"pid\":");
-                push_json_str(&mut out, pid);
+                push_json_str(out, pid);
             }
             out.push_str(",\"message\":");
-            push_json_str(&mut out, s.message);
+            push_json_str(out, s.message);
         }
         None => {
             out.push_str("\"log\":");
-            push_json_str(&mut out, &text);
+            push_json_str(out, &text);
         }
     }
     out.push('}');
-    out
 }
 
 /// The fields of a syslog line.

@@ -397,11 +397,7 @@ impl PerfAgent {
     }
 
     async fn deliver(&self, events: Vec<(i64, String)>, stop: &CancellationToken) {
-        let b = Batch {
-            group: group(&self.cfg.cluster),
-            stream: self.cfg.host.clone(),
-            events,
-        };
+        let b = Batch::new(group(&self.cfg.cluster), self.cfg.host.clone(), &events);
         let n = b.events.len();
         match self.sink.deliver(&b, &self.m, stop).await {
             crate::sink::Outcome::Delivered(_) => {

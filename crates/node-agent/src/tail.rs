@@ -43,14 +43,40 @@ pub enum Kind {
     Syslog,
 }
 
-/// An event waiting for its batch.
+/// An event waiting for its batch: its record is the `len` bytes at
+/// `start` of [`Out`]'s text (once in its stream's queue, the next `len`
+/// bytes of the stream's chunks).
 #[derive(Debug)]
 pub struct Event {
     pub ts: i64,
-    pub message: String,
+    pub start: u64,
+    pub len: u32,
     /// The file and the lines this event acknowledges.
     pub file: u64,
     pub marks: Marks,
+}
+
+/// Records made by a read, their bytes one after the other in one text
+/// (no allocation per record).
+#[derive(Debug, Default)]
+pub struct Out {
+    pub text: String,
+    pub events: Vec<Event>,
+}
+
+impl Out {
+    /// An event's record.
+    pub fn message(&self, e: &Event) -> &str {
+        &self.text[e.start as usize..][..e.len as usize]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -186,49 +212,62 @@ impl Tailed {
         }
     }
 
-    /// Reads up to `max` bytes; returns how many were read (0 at the end).
+    /// Reads up to `max` bytes through `scratch` (one buffer for all
+    /// files: a file keeps only its unfinished line between reads);
+    /// returns how many were read (0 at the end).
     pub fn read(
         &mut self,
         max: usize,
-        out: &mut Vec<Event>,
+        scratch: &mut Vec<u8>,
+        out: &mut Out,
         m: &Metrics,
     ) -> std::io::Result<usize> {
-        let start_len = self.carry.len();
-        self.carry.resize(start_len + max, 0);
-        let n = match self.file.read_at(&mut self.carry[start_len..], self.pos) {
-            Ok(n) => n,
-            Err(e) => {
-                self.carry.truncate(start_len);
-                return Err(e);
-            }
-        };
-        self.carry.truncate(start_len + n);
+        scratch.clear();
+        scratch.extend_from_slice(&self.carry);
+        let start_len = scratch.len();
+        scratch.resize(start_len + max, 0);
+        let n = self.file.read_at(&mut scratch[start_len..], self.pos)?;
+        scratch.truncate(start_len + n);
         if n == 0 {
             return Ok(0);
         }
         self.pos += n as u64;
         self.last_data = Instant::now();
         m.bytes_read.inc_by(n as u64);
-        let carry = std::mem::take(&mut self.carry);
-        let base = self.pos - carry.len() as u64;
+        let base = self.pos - scratch.len() as u64;
         let mut at = 0usize;
-        while let Some(nl) = memchr::memchr(b'\n', &carry[at..]) {
+        while let Some(nl) = memchr::memchr(b'\n', &scratch[at..]) {
             let end = at + nl + 1;
-            self.line(base + at as u64, base + end as u64, &carry[at..end], out, m);
+            self.line(
+                base + at as u64,
+                base + end as u64,
+                &scratch[at..end],
+                out,
+                m,
+            );
             at = end;
         }
-        if carry.len() - at > MAX_LINE_BYTES {
-            let end = carry.len();
-            self.line(base + at as u64, base + end as u64, &carry[at..end], out, m);
+        if scratch.len() - at > MAX_LINE_BYTES {
+            let end = scratch.len();
+            self.line(
+                base + at as u64,
+                base + end as u64,
+                &scratch[at..end],
+                out,
+                m,
+            );
             at = end;
         }
-        let mut carry = carry;
-        carry.drain(..at);
-        self.carry = carry;
+        self.carry.clear();
+        self.carry.extend_from_slice(&scratch[at..]);
+        // A long line's room is not kept once it is done.
+        if self.carry.capacity() > 64 << 10 && self.carry.len() < 16 << 10 {
+            self.carry.shrink_to_fit();
+        }
         Ok(n)
     }
 
-    fn line(&mut self, start: u64, end: u64, bytes: &[u8], out: &mut Vec<Event>, m: &Metrics) {
+    fn line(&mut self, start: u64, end: u64, bytes: &[u8], out: &mut Out, m: &Metrics) {
         m.lines_read.inc();
         if self.skip.contains(start) {
             self.ledger.push_done(start, end);
@@ -277,11 +316,11 @@ impl Tailed {
                     self.id,
                     now_ms(),
                     out,
-                    &|piece: &[u8]| {
+                    &|o: &mut String, piece: &[u8]| {
                         if dmesg {
-                            record::dmesg(piece)
+                            record::dmesg_into(o, piece)
                         } else {
-                            record::syslog(piece)
+                            record::syslog_into(o, piece)
                         }
                     },
                 );
@@ -289,7 +328,7 @@ impl Tailed {
         }
     }
 
-    fn entry(&mut self, e: Entry, out: &mut Vec<Event>) {
+    fn entry(&mut self, e: Entry, out: &mut Out) {
         let format = self.format;
         let done = match &mut self.multiline {
             Some(ms) => {
@@ -303,7 +342,7 @@ impl Tailed {
         }
     }
 
-    fn emit(&self, e: Entry, format: Format, out: &mut Vec<Event>) {
+    fn emit(&self, e: Entry, format: Format, out: &mut Out) {
         let ts = outrigger_logs_core::time::millis(&e.time).unwrap_or_else(now_ms);
         let kubernetes = match &self.kind {
             Kind::Container { kubernetes } => kubernetes.as_deref(),
@@ -313,23 +352,23 @@ impl Tailed {
             time,
             stream,
             content,
-            split,
+            split: _,
             marks,
         } = e;
-        fit(&content, marks, self.id, ts, out, &|piece: &[u8]| {
-            let entry = Entry {
-                time: time.clone(),
-                stream,
-                content: piece.to_vec(),
-                split,
-                marks: Marks::default(),
-            };
-            record::container(&entry, format, kubernetes)
-        });
+        fit(
+            &content,
+            marks,
+            self.id,
+            ts,
+            out,
+            &|o: &mut String, piece: &[u8]| {
+                record::container_into(o, &time, stream, piece, format, kubernetes)
+            },
+        );
     }
 
     /// Entries being joined that no line came to finish for `idle`.
-    pub fn flush_idle(&mut self, idle: std::time::Duration, out: &mut Vec<Event>) {
+    pub fn flush_idle(&mut self, idle: std::time::Duration, out: &mut Out) {
         if self.last_data.elapsed() < idle {
             return;
         }
@@ -337,7 +376,7 @@ impl Tailed {
     }
 
     /// The entries being joined, out as they are.
-    fn flush_joined(&mut self, out: &mut Vec<Event>) {
+    fn flush_joined(&mut self, out: &mut Out) {
         let format = self.format;
         let done: Vec<Entry> = match &mut self.multiline {
             Some(ms) => ms.iter_mut().filter_map(Multiline::flush).collect(),
@@ -351,7 +390,7 @@ impl Tailed {
     /// Reading stops here for good (the on-disk buffer is full): the
     /// piece of a line after the last newline is dropped with the rest of
     /// the file; returns how many bytes that leaves unread.
-    pub fn give_up(&mut self, out: &mut Vec<Event>, m: &Metrics) -> u64 {
+    pub fn give_up(&mut self, out: &mut Out, m: &Metrics) -> u64 {
         let len = self.file.metadata().map(|m| m.len()).unwrap_or(self.pos);
         let unread = len.saturating_sub(self.pos) + self.carry.len() as u64;
         self.carry.clear();
@@ -361,7 +400,7 @@ impl Tailed {
 
     /// The file ended (rotated away and read to its end): whatever is held
     /// goes out as it is.
-    pub fn finish(&mut self, out: &mut Vec<Event>, m: &Metrics) {
+    pub fn finish(&mut self, out: &mut Out, m: &Metrics) {
         if !self.carry.is_empty() {
             let carry = std::mem::take(&mut self.carry);
             let start = self.pos - carry.len() as u64;
@@ -384,20 +423,23 @@ fn fit(
     marks: Marks,
     file: u64,
     ts: i64,
-    out: &mut Vec<Event>,
-    make: &dyn Fn(&[u8]) -> String,
+    out: &mut Out,
+    make: &dyn Fn(&mut String, &[u8]),
 ) {
-    let message = make(content);
-    if message.len() <= batch::MAX_MESSAGE_BYTES || content.len() < 2 {
-        out.push(Event {
+    let start = out.text.len();
+    make(&mut out.text, content);
+    let len = out.text.len() - start;
+    if len <= batch::MAX_MESSAGE_BYTES || content.len() < 2 {
+        out.events.push(Event {
             ts,
-            message,
+            start: start as u64,
+            len: len as u32,
             file,
             marks,
         });
         return;
     }
-    drop(message);
+    out.text.truncate(start);
     let mut mid = content.len() / 2;
     while mid > 1 && (content[mid] & 0xC0) == 0x80 {
         mid -= 1;
@@ -433,35 +475,36 @@ mod tests {
             .expect("write");
         let mut t = open(&p, 0);
         let m = Metrics::default();
-        let mut out = vec![];
-        t.read(1 << 20, &mut out, &m).expect("read");
+        let mut out = Out::default();
+        t.read(1 << 20, &mut vec![], &mut out, &m).expect("read");
         assert!(out.is_empty(), "the entry waits for its next line");
         f.write_all(b"ond\n2026-11-30T10:00:03Z stdout F third\n")
             .expect("write");
         // `P sec` + `ond` is no line: the runtime wrote `sec` and `ond`
         // as the same line's bytes; here the carry joins them.
-        t.read(1 << 20, &mut out, &m).expect("read");
+        t.read(1 << 20, &mut vec![], &mut out, &m).expect("read");
         assert_eq!(out.len(), 1);
-        let v: serde_json::Value = serde_json::from_str(&out[0].message).expect("json");
+        let v: serde_json::Value = serde_json::from_str(out.message(&out.events[0])).expect("json");
         assert_eq!(v["log"], "first\n  indented");
         assert_eq!(
-            out[0].ts,
+            out.events[0].ts,
             outrigger_logs_core::time::millis("2026-11-30T10:00:00Z").expect("t")
         );
-        let marks: Vec<u64> = out[0].marks.iter().collect();
+        let marks: Vec<u64> = out.events[0].marks.iter().collect();
         assert_eq!(marks, vec![0, 1]);
         t.finish(&mut out, &m);
         let logs: Vec<String> = out
+            .events
             .iter()
             .map(|e| {
-                serde_json::from_str::<serde_json::Value>(&e.message).expect("json")["log"]
+                serde_json::from_str::<serde_json::Value>(out.message(e)).expect("json")["log"]
                     .as_str()
                     .expect("str")
                     .to_string()
             })
             .collect();
         assert_eq!(logs, vec!["first\n  indented", "secondthird"]);
-        for e in &out {
+        for e in &out.events {
             for i in e.marks.iter() {
                 t.ledger.ack(i);
             }
@@ -476,11 +519,11 @@ mod tests {
         std::fs::write(&p, b"not a cri line \xff\n\n").expect("write");
         let mut t = open(&p, 0);
         let m = Metrics::default();
-        let mut out = vec![];
-        t.read(1 << 20, &mut out, &m).expect("read");
+        let mut out = Out::default();
+        t.read(1 << 20, &mut vec![], &mut out, &m).expect("read");
         t.finish(&mut out, &m);
         assert_eq!(out.len(), 1);
-        let v: serde_json::Value = serde_json::from_str(&out[0].message).expect("json");
+        let v: serde_json::Value = serde_json::from_str(out.message(&out.events[0])).expect("json");
         assert_eq!(v["log"], "not a cri line \u{fffd}");
         assert_eq!(Metrics::reason(&m.lines_unparsed, "cri_time").get(), 1);
     }
@@ -495,25 +538,27 @@ mod tests {
         std::fs::write(&p, &content).expect("write");
         let mut t = open(&p, 0);
         let m = Metrics::default();
-        let mut out = vec![];
-        while t.read(1 << 16, &mut out, &m).expect("read") > 0 {}
+        let mut out = Out::default();
+        while t.read(1 << 16, &mut vec![], &mut out, &m).expect("read") > 0 {}
         t.finish(&mut out, &m);
         assert!(out.len() >= 2);
         assert!(
-            out.iter()
-                .all(|e| e.message.len() <= batch::MAX_MESSAGE_BYTES)
+            out.events
+                .iter()
+                .all(|e| e.len as usize <= batch::MAX_MESSAGE_BYTES)
         );
         let total: usize = out
+            .events
             .iter()
             .map(|e| {
-                serde_json::from_str::<serde_json::Value>(&e.message).expect("json")["log"]
+                serde_json::from_str::<serde_json::Value>(out.message(e)).expect("json")["log"]
                     .as_str()
                     .expect("s")
                     .len()
             })
             .sum();
         assert_eq!(total, 1 << 20);
-        assert_eq!(out.iter().filter(|e| !e.marks.is_empty()).count(), 1);
+        assert_eq!(out.events.iter().filter(|e| !e.marks.is_empty()).count(), 1);
     }
 
     #[test]
