@@ -205,18 +205,18 @@ impl Logs {
     }
 
     /// One PutLogEvents call: `events` (time in ms, message) in time order.
-    pub async fn put<'a>(
+    pub async fn put(
         &self,
         group: &str,
         stream: &str,
-        events: impl IntoIterator<Item = (i64, &'a str)>,
+        events: &[(i64, String)],
     ) -> Result<Rejected, PutError> {
         let events: Vec<InputLogEvent> = events
-            .into_iter()
+            .iter()
             .filter_map(|(ts, m)| {
                 InputLogEvent::builder()
-                    .timestamp(ts)
-                    .message(m)
+                    .timestamp(*ts)
+                    .message(m.clone())
                     .build()
                     .ok()
             })

@@ -19,7 +19,7 @@ use crate::{
     metrics::Metrics,
     pods::Pods,
     sink::{Batch, Outcome, Sink},
-    tail::{Event, Kind, Out, Tailed, same_head},
+    tail::{Event, Kind, Tailed, same_head},
 };
 
 /// How the pipeline runs.
@@ -55,12 +55,6 @@ pub struct Config {
 struct StreamState {
     group: String,
     name: String,
-    /// The waiting events' records, one after the other, in chunks of
-    /// [`CHUNK_BYTES`] (a record never spans two; a longer one has its
-    /// own): memory follows what waits, and a stream that had a burst
-    /// keeps no room. The first `head` bytes of the first chunk are sent.
-    chunks: VecDeque<String>,
-    head: usize,
     pending: VecDeque<Event>,
     pending_bytes: usize,
     oldest: Option<Instant>,
@@ -109,13 +103,9 @@ pub struct Agent {
     rx: mpsc::UnboundedReceiver<Done>,
     /// The read buffer of every file.
     scratch: Vec<u8>,
-    /// The records of a read, before they join their stream's queue.
-    out: Out,
 }
 
 const READ_CHUNK: usize = 256 << 10;
-/// The size of a stream's chunks of waiting records.
-const CHUNK_BYTES: usize = 128 << 10;
 /// A stream's waiting events, at most, before its files are read further
 /// (more than a batch, so the next request is ready when one returns).
 const STREAM_PENDING_LIMIT: usize = 3 << 19;
@@ -150,7 +140,6 @@ impl Agent {
             tx,
             rx,
             scratch: Vec::new(),
-            out: Out::default(),
         };
         if let Some(s) = state {
             a.recover = s.in_flight;
@@ -263,8 +252,6 @@ impl Agent {
         self.streams.push(StreamState {
             group: group.to_string(),
             name: name.to_string(),
-            chunks: VecDeque::new(),
-            head: 0,
             pending: VecDeque::new(),
             pending_bytes: 0,
             oldest: None,
@@ -506,7 +493,7 @@ impl Agent {
     /// first, within the memory bound.
     fn read_all(&mut self) {
         let ids: Vec<u64> = self.files.keys().copied().collect();
-        let mut out = std::mem::take(&mut self.out);
+        let mut out: Vec<Event> = vec![];
         for id in ids {
             self.check_truncated(id);
             let Some(t) = self.files.get_mut(&id) else {
@@ -546,7 +533,6 @@ impl Agent {
             }
             enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
         }
-        self.out = out;
     }
 
     /// A copytruncate: the file is shorter than what was read, or its first
@@ -691,14 +677,14 @@ impl Agent {
         let mut limits = Limits::default();
         let mut events: Vec<Event> = vec![];
         while let Some(e) = s.pending.front() {
-            if !limits.fits(e.len as usize, e.ts) {
+            if !limits.fits(e.message.len(), e.ts) {
                 break;
             }
-            limits.add(e.len as usize, e.ts);
+            limits.add(e.message.len(), e.ts);
             let Some(e) = s.pending.pop_front() else {
                 break;
             };
-            s.pending_bytes -= e.len as usize;
+            s.pending_bytes -= e.message.len();
             events.push(e);
         }
         s.oldest = if s.pending.is_empty() {
@@ -706,45 +692,17 @@ impl Agent {
         } else {
             Some(Instant::now())
         };
-        // The events taken are the chunks' next bytes, in order: their
-        // records are copied into the batch's text, chunks sent are freed.
-        let bytes: usize = events.iter().map(|e| e.len as usize).sum();
-        let mut text = String::with_capacity(bytes);
-        let mut index: Vec<(i64, u32, u32)> = Vec::with_capacity(events.len());
-        for e in &events {
-            let len = e.len as usize;
-            while s.chunks.front().is_some_and(|c| s.head + len > c.len()) {
-                s.chunks.pop_front();
-                s.head = 0;
-            }
-            let Some(c) = s.chunks.front() else {
-                break;
-            };
-            index.push((e.ts, text.len() as u32, e.len));
-            text.push_str(&c[s.head..s.head + len]);
-            s.head += len;
-        }
-        if s.pending.is_empty() {
-            s.chunks.clear();
-            s.head = 0;
-        }
-        // CloudWatch wants a request's events in time order (the sort is
-        // stable: lines of the same millisecond keep their order).
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&k| events[k].ts);
-        let index: Vec<(i64, u32, u32)> = order.iter().map(|&k| index[k]).collect();
-        let message = |k: usize| {
-            let (_, start, len) = index[k];
-            &text[start as usize..][..len as usize]
+        // CloudWatch wants a request's events in time order.
+        events.sort_by_key(|e| e.ts);
+        let bytes: usize = events.iter().map(|e| e.message.len()).sum();
+        let probe = |e: &Event| Probe {
+            ts: e.ts,
+            hash: hash(e.message.as_bytes()),
         };
-        let probe = |k: usize| Probe {
-            ts: index[k].0,
-            hash: hash(message(k).as_bytes()),
-        };
-        if index.is_empty() {
+        let (Some(first), Some(last)) = (events.first().map(probe), events.last().map(probe))
+        else {
             return None;
-        }
-        let (first, last) = (probe(0), probe(index.len() - 1));
+        };
         let mut per_file: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for e in &events {
             per_file.entry(e.file).or_default().extend(e.marks.iter());
@@ -765,17 +723,19 @@ impl Agent {
             lines,
         };
         s.in_flight = Some((record, bytes));
-        let mut acks = Vec::with_capacity(events.len());
+        let n = events.len();
+        let mut acks = Vec::with_capacity(n);
+        let mut batch_events = Vec::with_capacity(n);
         for e in events {
             if !e.marks.is_empty() {
                 acks.push((e.file, e.marks));
             }
+            batch_events.push((e.ts, e.message));
         }
         let batch = Batch {
             group: s.group.clone(),
             stream: s.name.clone(),
-            text,
-            events: index,
+            events: batch_events,
         };
         Some(Send {
             stream: i,
@@ -882,7 +842,7 @@ impl Agent {
         }
         self.m.buffer_bytes.set(buffer as i64);
         let mut held: u64 = deleted.iter().map(|d| d.1).sum();
-        let mut out = Out::default();
+        let mut out = vec![];
         for (id, bytes) in deleted {
             if held <= self.cfg.buffer_max {
                 break;
@@ -900,26 +860,14 @@ impl Agent {
     }
 }
 
-/// Events read into their stream's queue (their records copied into its
-/// chunks).
-fn enqueue(s: &mut StreamState, in_memory: &mut usize, out: &mut Out) {
-    for e in out.events.drain(..) {
-        let len = e.len as usize;
-        let record = &out.text[e.start as usize..][..len];
-        match s.chunks.back_mut() {
-            Some(c) if c.capacity() - c.len() >= len => c.push_str(record),
-            _ => {
-                let mut c = String::with_capacity(len.max(CHUNK_BYTES));
-                c.push_str(record);
-                s.chunks.push_back(c);
-            }
-        }
-        s.pending_bytes += len;
-        *in_memory += len;
+/// Events read into their stream's queue.
+fn enqueue(s: &mut StreamState, in_memory: &mut usize, out: &mut Vec<Event>) {
+    for e in out.drain(..) {
+        s.pending_bytes += e.message.len();
+        *in_memory += e.message.len();
         s.oldest.get_or_insert_with(Instant::now);
         s.pending.push_back(e);
     }
-    out.text.clear();
 }
 
 /// The group a stream of this agent belongs to.

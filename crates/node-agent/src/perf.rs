@@ -397,7 +397,11 @@ impl PerfAgent {
     }
 
     async fn deliver(&self, events: Vec<(i64, String)>, stop: &CancellationToken) {
-        let b = Batch::new(group(&self.cfg.cluster), self.cfg.host.clone(), &events);
+        let b = Batch {
+            group: group(&self.cfg.cluster),
+            stream: self.cfg.host.clone(),
+            events,
+        };
         let n = b.events.len();
         match self.sink.deliver(&b, &self.m, stop).await {
             crate::sink::Outcome::Delivered(_) => {

@@ -20,40 +20,12 @@ use crate::{
     metrics::Metrics,
 };
 
-/// One request's worth of events of one stream, in time order: their
-/// messages one after the other in `text`, each event `(time, start,
-/// length)` in it (one allocation for the batch, not one per event).
-#[derive(Clone, Debug, Default)]
+/// One request's worth of events of one stream, in time order.
+#[derive(Clone, Debug)]
 pub struct Batch {
     pub group: String,
     pub stream: String,
-    pub text: String,
-    pub events: Vec<(i64, u32, u32)>,
-}
-
-impl Batch {
-    /// A batch of these events (in time order).
-    pub fn new(group: String, stream: String, events: &[(i64, String)]) -> Batch {
-        let mut text = String::with_capacity(events.iter().map(|e| e.1.len()).sum());
-        let mut index = Vec::with_capacity(events.len());
-        for (ts, m) in events {
-            index.push((*ts, text.len() as u32, m.len() as u32));
-            text.push_str(m);
-        }
-        Batch {
-            group,
-            stream,
-            text,
-            events: index,
-        }
-    }
-
-    /// Each event's time and message, in order.
-    pub fn messages(&self) -> impl ExactSizeIterator<Item = (i64, &str)> + Clone {
-        self.events
-            .iter()
-            .map(|&(ts, start, len)| (ts, &self.text[start as usize..][..len as usize]))
-    }
+    pub events: Vec<(i64, String)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -92,7 +64,7 @@ impl Sink {
                 Sink::CloudWatch {
                     logs,
                     retention_days,
-                } => match logs.put(&b.group, &b.stream, b.messages()).await {
+                } => match logs.put(&b.group, &b.stream, &b.events).await {
                     Err(PutError::Missing(_)) => {
                         Metrics::result(&m.requests, "missing").inc();
                         match create(logs, &b.group, &b.stream, *retention_days).await {
@@ -223,8 +195,8 @@ fn write_file(dir: &std::path::Path, b: &Batch) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut stream = String::new();
     outrigger_logs_core::record::push_json_str(&mut stream, &b.stream);
-    let mut out = String::with_capacity(b.text.len() + 64 * b.events.len());
-    for (ts, m) in b.messages() {
+    let mut out = String::with_capacity(b.events.iter().map(|e| e.1.len() + 64).sum());
+    for (ts, m) in &b.events {
         out.push_str("{\"stream\":");
         out.push_str(&stream);
         out.push_str(",\"timestamp\":");
@@ -290,11 +262,11 @@ mod tests {
         let sink = Sink::File {
             dir: dir.path().to_path_buf(),
         };
-        let b = Batch::new(
-            "/aws/containerinsights/demo/application".into(),
-            "n1-application.x".into(),
-            &[(1, r#"{"log":"one"}"#.into()), (2, "two \"2\"".into())],
-        );
+        let b = Batch {
+            group: "/aws/containerinsights/demo/application".into(),
+            stream: "n1-application.x".into(),
+            events: vec![(1, r#"{"log":"one"}"#.into()), (2, "two \"2\"".into())],
+        };
         let probe = |ts, m: &str| Probe {
             ts,
             hash: hash(m.as_bytes()),

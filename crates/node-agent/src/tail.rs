@@ -43,40 +43,14 @@ pub enum Kind {
     Syslog,
 }
 
-/// An event waiting for its batch: its record is the `len` bytes at
-/// `start` of [`Out`]'s text (once in its stream's queue, the next `len`
-/// bytes of the stream's chunks).
+/// An event waiting for its batch.
 #[derive(Debug)]
 pub struct Event {
     pub ts: i64,
-    pub start: u64,
-    pub len: u32,
+    pub message: String,
     /// The file and the lines this event acknowledges.
     pub file: u64,
     pub marks: Marks,
-}
-
-/// Records made by a read, their bytes one after the other in one text
-/// (no allocation per record).
-#[derive(Debug, Default)]
-pub struct Out {
-    pub text: String,
-    pub events: Vec<Event>,
-}
-
-impl Out {
-    /// An event's record.
-    pub fn message(&self, e: &Event) -> &str {
-        &self.text[e.start as usize..][..e.len as usize]
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
 }
 
 pub fn now_ms() -> i64 {
@@ -219,7 +193,7 @@ impl Tailed {
         &mut self,
         max: usize,
         scratch: &mut Vec<u8>,
-        out: &mut Out,
+        out: &mut Vec<Event>,
         m: &Metrics,
     ) -> std::io::Result<usize> {
         scratch.clear();
@@ -267,7 +241,7 @@ impl Tailed {
         Ok(n)
     }
 
-    fn line(&mut self, start: u64, end: u64, bytes: &[u8], out: &mut Out, m: &Metrics) {
+    fn line(&mut self, start: u64, end: u64, bytes: &[u8], out: &mut Vec<Event>, m: &Metrics) {
         m.lines_read.inc();
         if self.skip.contains(start) {
             self.ledger.push_done(start, end);
@@ -316,11 +290,11 @@ impl Tailed {
                     self.id,
                     now_ms(),
                     out,
-                    &|o: &mut String, piece: &[u8]| {
+                    &|piece: &[u8]| {
                         if dmesg {
-                            record::dmesg_into(o, piece)
+                            record::dmesg(piece)
                         } else {
-                            record::syslog_into(o, piece)
+                            record::syslog(piece)
                         }
                     },
                 );
@@ -328,7 +302,7 @@ impl Tailed {
         }
     }
 
-    fn entry(&mut self, e: Entry, out: &mut Out) {
+    fn entry(&mut self, e: Entry, out: &mut Vec<Event>) {
         let format = self.format;
         let done = match &mut self.multiline {
             Some(ms) => {
@@ -342,7 +316,7 @@ impl Tailed {
         }
     }
 
-    fn emit(&self, e: Entry, format: Format, out: &mut Out) {
+    fn emit(&self, e: Entry, format: Format, out: &mut Vec<Event>) {
         let ts = outrigger_logs_core::time::millis(&e.time).unwrap_or_else(now_ms);
         let kubernetes = match &self.kind {
             Kind::Container { kubernetes } => kubernetes.as_deref(),
@@ -355,20 +329,15 @@ impl Tailed {
             split: _,
             marks,
         } = e;
-        fit(
-            &content,
-            marks,
-            self.id,
-            ts,
-            out,
-            &|o: &mut String, piece: &[u8]| {
-                record::container_into(o, &time, stream, piece, format, kubernetes)
-            },
-        );
+        fit(&content, marks, self.id, ts, out, &|piece: &[u8]| {
+            let mut record = String::new();
+            record::container_into(&mut record, &time, stream, piece, format, kubernetes);
+            record
+        });
     }
 
     /// Entries being joined that no line came to finish for `idle`.
-    pub fn flush_idle(&mut self, idle: std::time::Duration, out: &mut Out) {
+    pub fn flush_idle(&mut self, idle: std::time::Duration, out: &mut Vec<Event>) {
         if self.last_data.elapsed() < idle {
             return;
         }
@@ -376,7 +345,7 @@ impl Tailed {
     }
 
     /// The entries being joined, out as they are.
-    fn flush_joined(&mut self, out: &mut Out) {
+    fn flush_joined(&mut self, out: &mut Vec<Event>) {
         let format = self.format;
         let done: Vec<Entry> = match &mut self.multiline {
             Some(ms) => ms.iter_mut().filter_map(Multiline::flush).collect(),
@@ -390,7 +359,7 @@ impl Tailed {
     /// Reading stops here for good (the on-disk buffer is full): the
     /// piece of a line after the last newline is dropped with the rest of
     /// the file; returns how many bytes that leaves unread.
-    pub fn give_up(&mut self, out: &mut Out, m: &Metrics) -> u64 {
+    pub fn give_up(&mut self, out: &mut Vec<Event>, m: &Metrics) -> u64 {
         let len = self.file.metadata().map(|m| m.len()).unwrap_or(self.pos);
         let unread = len.saturating_sub(self.pos) + self.carry.len() as u64;
         self.carry.clear();
@@ -400,7 +369,7 @@ impl Tailed {
 
     /// The file ended (rotated away and read to its end): whatever is held
     /// goes out as it is.
-    pub fn finish(&mut self, out: &mut Out, m: &Metrics) {
+    pub fn finish(&mut self, out: &mut Vec<Event>, m: &Metrics) {
         if !self.carry.is_empty() {
             let carry = std::mem::take(&mut self.carry);
             let start = self.pos - carry.len() as u64;
@@ -423,23 +392,20 @@ fn fit(
     marks: Marks,
     file: u64,
     ts: i64,
-    out: &mut Out,
-    make: &dyn Fn(&mut String, &[u8]),
+    out: &mut Vec<Event>,
+    make: &dyn Fn(&[u8]) -> String,
 ) {
-    let start = out.text.len();
-    make(&mut out.text, content);
-    let len = out.text.len() - start;
-    if len <= batch::MAX_MESSAGE_BYTES || content.len() < 2 {
-        out.events.push(Event {
+    let message = make(content);
+    if message.len() <= batch::MAX_MESSAGE_BYTES || content.len() < 2 {
+        out.push(Event {
             ts,
-            start: start as u64,
-            len: len as u32,
+            message,
             file,
             marks,
         });
         return;
     }
-    out.text.truncate(start);
+    drop(message);
     let mut mid = content.len() / 2;
     while mid > 1 && (content[mid] & 0xC0) == 0x80 {
         mid -= 1;
@@ -475,7 +441,7 @@ mod tests {
             .expect("write");
         let mut t = open(&p, 0);
         let m = Metrics::default();
-        let mut out = Out::default();
+        let mut out = vec![];
         t.read(1 << 20, &mut vec![], &mut out, &m).expect("read");
         assert!(out.is_empty(), "the entry waits for its next line");
         f.write_all(b"ond\n2026-11-30T10:00:03Z stdout F third\n")
@@ -484,27 +450,26 @@ mod tests {
         // as the same line's bytes; here the carry joins them.
         t.read(1 << 20, &mut vec![], &mut out, &m).expect("read");
         assert_eq!(out.len(), 1);
-        let v: serde_json::Value = serde_json::from_str(out.message(&out.events[0])).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&out[0].message).expect("json");
         assert_eq!(v["log"], "first\n  indented");
         assert_eq!(
-            out.events[0].ts,
+            out[0].ts,
             outrigger_logs_core::time::millis("2026-11-30T10:00:00Z").expect("t")
         );
-        let marks: Vec<u64> = out.events[0].marks.iter().collect();
+        let marks: Vec<u64> = out[0].marks.iter().collect();
         assert_eq!(marks, vec![0, 1]);
         t.finish(&mut out, &m);
         let logs: Vec<String> = out
-            .events
             .iter()
             .map(|e| {
-                serde_json::from_str::<serde_json::Value>(out.message(e)).expect("json")["log"]
+                serde_json::from_str::<serde_json::Value>(&e.message).expect("json")["log"]
                     .as_str()
                     .expect("str")
                     .to_string()
             })
             .collect();
         assert_eq!(logs, vec!["first\n  indented", "secondthird"]);
-        for e in &out.events {
+        for e in &out {
             for i in e.marks.iter() {
                 t.ledger.ack(i);
             }
@@ -519,11 +484,11 @@ mod tests {
         std::fs::write(&p, b"not a cri line \xff\n\n").expect("write");
         let mut t = open(&p, 0);
         let m = Metrics::default();
-        let mut out = Out::default();
+        let mut out = vec![];
         t.read(1 << 20, &mut vec![], &mut out, &m).expect("read");
         t.finish(&mut out, &m);
         assert_eq!(out.len(), 1);
-        let v: serde_json::Value = serde_json::from_str(out.message(&out.events[0])).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&out[0].message).expect("json");
         assert_eq!(v["log"], "not a cri line \u{fffd}");
         assert_eq!(Metrics::reason(&m.lines_unparsed, "cri_time").get(), 1);
     }
@@ -538,27 +503,25 @@ mod tests {
         std::fs::write(&p, &content).expect("write");
         let mut t = open(&p, 0);
         let m = Metrics::default();
-        let mut out = Out::default();
+        let mut out = vec![];
         while t.read(1 << 16, &mut vec![], &mut out, &m).expect("read") > 0 {}
         t.finish(&mut out, &m);
         assert!(out.len() >= 2);
         assert!(
-            out.events
-                .iter()
-                .all(|e| e.len as usize <= batch::MAX_MESSAGE_BYTES)
+            out.iter()
+                .all(|e| e.message.len() <= batch::MAX_MESSAGE_BYTES)
         );
         let total: usize = out
-            .events
             .iter()
             .map(|e| {
-                serde_json::from_str::<serde_json::Value>(out.message(e)).expect("json")["log"]
+                serde_json::from_str::<serde_json::Value>(&e.message).expect("json")["log"]
                     .as_str()
                     .expect("s")
                     .len()
             })
             .sum();
         assert_eq!(total, 1 << 20);
-        assert_eq!(out.events.iter().filter(|e| !e.marks.is_empty()).count(), 1);
+        assert_eq!(out.iter().filter(|e| !e.marks.is_empty()).count(), 1);
     }
 
     #[test]
