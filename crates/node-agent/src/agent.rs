@@ -106,6 +106,10 @@ pub struct Agent {
 }
 
 const READ_CHUNK: usize = 256 << 10;
+/// A request in flight holds its events about three times: the batch, the
+/// SDK's `InputLogEvent`s and the request's body (the file sink: the batch
+/// and the lines it writes). The memory bound counts them all.
+const IN_FLIGHT_COPIES: usize = 3;
 /// A stream's waiting events, at most, before its files are read further
 /// (more than a batch, so the next request is ready when one returns).
 const STREAM_PENDING_LIMIT: usize = 3 << 19;
@@ -641,6 +645,8 @@ impl Agent {
                 continue;
             }
             if let Some(send) = self.take_batch(i) {
+                // Its copies in flight count against the memory bound too.
+                self.in_memory += send.bytes * (IN_FLIGHT_COPIES - 1);
                 ready.push(send);
             }
         }
@@ -769,7 +775,7 @@ impl Agent {
             }
         }
         s.in_flight = None;
-        self.in_memory = self.in_memory.saturating_sub(d.bytes);
+        self.in_memory = self.in_memory.saturating_sub(d.bytes * IN_FLIGHT_COPIES);
         for (file, marks) in d.acks {
             if let Some(t) = self.files.get_mut(&file) {
                 for i in marks.iter() {

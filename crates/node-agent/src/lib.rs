@@ -91,7 +91,9 @@ pub struct Args {
     #[arg(long, default_value = "not-indented")]
     pub multiline_start: String,
 
-    /// Events held in memory, at most (MiB); files wait on disk beyond it.
+    /// Events held in memory, at most (MiB), a request in flight counted
+    /// with its copies (about three times its events); files wait on disk
+    /// beyond it.
     #[arg(long, default_value_t = 8)]
     pub mem_buf_limit_mib: usize,
 
