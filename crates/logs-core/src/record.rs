@@ -133,16 +133,10 @@ fn is_json_object(s: &str) -> bool {
 
 /// A `dmesg` line: `{"message":…}`.
 pub fn dmesg(line: &[u8]) -> String {
-    let mut out = String::new();
-    dmesg_into(&mut out, line);
-    out
-}
-
-/// [`dmesg`], appended to `out`.
-pub fn dmesg_into(out: &mut String, line: &[u8]) {
-    out.push_str("{\"message\":");
-    push_json_str(out, &String::from_utf8_lossy(line));
+    let mut out = String::from("{\"message\":");
+    push_json_str(&mut out, &String::from_utf8_lossy(line));
     out.push('}');
+    out
 }
 
 /// A syslog line (`/var/log/messages`, `/var/log/secure`) as the
@@ -151,34 +145,28 @@ pub fn dmesg_into(out: &mut String, line: &[u8]) {
 /// does not match is kept whole as `{"log":…}` (Fluent Bit keeps unparsed
 /// records under its input key, `log`).
 pub fn syslog(line: &[u8]) -> String {
-    let mut out = String::new();
-    syslog_into(&mut out, line);
-    out
-}
-
-/// [`syslog`], appended to `out`.
-pub fn syslog_into(out: &mut String, line: &[u8]) {
     let text = String::from_utf8_lossy(line);
-    out.push('{');
+    let mut out = String::from("{");
     match parse_syslog(&text) {
         Some(s) => {
             out.push_str("\"host\":");
-            push_json_str(out, s.host);
+            push_json_str(&mut out, s.host);
             out.push_str(",\"ident\":");
-            push_json_str(out, s.ident);
+            push_json_str(&mut out, s.ident);
             if let Some(pid) = s.pid {
                 out.push_str(",\"pid\":");
-                push_json_str(out, pid);
+                push_json_str(&mut out, pid);
             }
             out.push_str(",\"message\":");
-            push_json_str(out, s.message);
+            push_json_str(&mut out, s.message);
         }
         None => {
             out.push_str("\"log\":");
-            push_json_str(out, &text);
+            push_json_str(&mut out, &text);
         }
     }
     out.push('}');
+    out
 }
 
 /// The fields of a syslog line.
