@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     checkpoint::{self, FileKey, FileState, InFlight, Probe, State, hash},
+    held::Held,
     ledger::Skip,
     metrics::Metrics,
     pods::Pods,
@@ -50,6 +51,10 @@ pub struct Config {
     /// by the agent: the on-disk buffer beyond the kubelet's own rotation
     /// budget), at most; past it the oldest are given up, counted.
     pub buffer_max: u64,
+    /// Where files being read are hard-linked so that a deleted one
+    /// outlives a restart of the agent ([`crate::held`]); on the logs'
+    /// mount. `None`: open descriptors only.
+    pub buffer_dir: Option<PathBuf>,
 }
 
 struct StreamState {
@@ -103,6 +108,7 @@ pub struct Agent {
     rx: mpsc::UnboundedReceiver<Done>,
     /// The read buffer of every file.
     scratch: Vec<u8>,
+    held: Held,
 }
 
 const READ_CHUNK: usize = 256 << 10;
@@ -125,6 +131,7 @@ impl Agent {
         let state = store.load()?;
         let first_run = state.is_none();
         let (tx, rx) = mpsc::unbounded_channel();
+        let held = Held::new(cfg.buffer_dir.clone());
         let mut a = Agent {
             cfg,
             sink,
@@ -144,6 +151,7 @@ impl Agent {
             tx,
             rx,
             scratch: Vec::new(),
+            held,
         };
         if let Some(s) = state {
             a.recover = s.in_flight;
@@ -330,6 +338,22 @@ impl Agent {
         if let Some(restored) = self.restored.take() {
             self.reopen_moved(restored);
         }
+        if self.first_listing {
+            // Links of files the last run finished with, or that are in
+            // no checkpoint any more.
+            let keep: Vec<&Path> = self
+                .files
+                .values()
+                .filter_map(|t| t.held.as_deref())
+                .collect();
+            let removed = self.held.sweep(&keep);
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "links of files delivered before the last stop removed from the on-disk buffer"
+                );
+            }
+        }
         self.first_listing = false;
     }
 
@@ -400,8 +424,9 @@ impl Agent {
             kind,
             self.cfg.multiline.as_ref(),
         ) {
-            Ok(t) => {
+            Ok(mut t) => {
                 tracing::info!(path = %path.display(), stream = %stream_name, offset, "reading");
+                t.held = self.held.link(path, &t.key);
                 self.files.insert(id, t);
                 Some(id)
             }
@@ -443,12 +468,17 @@ impl Agent {
             let candidates: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
                 .unwrap_or_default();
-            let found = candidates.into_iter().find(|p| {
-                !self.files.values().any(|t| &t.path == p)
-                    && std::fs::File::open(p).is_ok_and(|f| {
-                        same_head(&f, &s.key) && f.metadata().is_ok_and(|m| m.len() >= s.offset)
-                    })
-            });
+            let fits = |p: &Path| {
+                std::fs::File::open(p).is_ok_and(|f| {
+                    same_head(&f, &s.key) && f.metadata().is_ok_and(|m| m.len() >= s.offset)
+                })
+            };
+            // Renamed within its directory, else deleted and held by its
+            // link in the on-disk buffer.
+            let found = candidates
+                .into_iter()
+                .find(|p| !self.files.values().any(|t| &t.path == p) && fits(p))
+                .or_else(|| self.held.path_of(&s.key).filter(|p| fits(p)));
             let Some(path) = found else {
                 tracing::warn!(path = %s.path.display(), stream = %s.stream, offset = s.offset, "a file being read at the last stop is gone: what it held past the checkpoint is lost");
                 self.m.files_gone.inc();
@@ -484,6 +514,7 @@ impl Agent {
                 Ok(mut t) => {
                     tracing::info!(path = %path.display(), stream = %s.stream, offset = s.offset, "reading a file rotated while the agent was down");
                     t.rotated_at = Some(Instant::now());
+                    t.held = self.held.link(&path, &t.key);
                     self.files.insert(id, t);
                 }
                 Err(e) => {
@@ -584,6 +615,8 @@ impl Agent {
         let live = t.path.clone();
         let stream = t.stream;
         let kind = t.kind.clone();
+        // The live file's link goes with the live file (the same inode).
+        let live_link = t.held.take();
         match copy {
             Some((p, f)) => {
                 tracing::info!(path = %live.display(), copy = %p.display(), "copytruncate: reading the rest from the copy");
@@ -592,6 +625,7 @@ impl Agent {
                     t.key.ino = k.ino;
                 }
                 t.file = f;
+                t.held = self.held.link(&p, &t.key);
                 t.path = p;
             }
             None => {
@@ -616,10 +650,14 @@ impl Agent {
             kind,
             self.cfg.multiline.as_ref(),
         ) {
-            Ok(n) => {
+            Ok(mut n) => {
+                n.held = live_link;
                 self.files.insert(new_id, n);
             }
             Err(e) => {
+                if let Some(l) = live_link {
+                    self.held.release(&l);
+                }
                 tracing::warn!(path = %live.display(), error = %e, "cannot reopen a truncated log file")
             }
         }
@@ -783,10 +821,14 @@ impl Agent {
                 }
             }
         }
+        let held = &self.held;
         self.files.retain(|_, t| {
             let keep = !(t.finished && t.ledger.is_done());
             if !keep {
                 tracing::info!(path = %t.path.display(), "read and delivered; closed");
+                if let Some(l) = t.held.take() {
+                    held.release(&l);
+                }
             }
             keep
         });
@@ -842,7 +884,8 @@ impl Agent {
             };
             let held = meta.len().saturating_sub(t.ledger.watermark());
             buffer += held;
-            if meta.nlink() == 0 && !t.finished {
+            // Deleted: no name left but the agent's own link.
+            if meta.nlink() <= u64::from(t.held.is_some()) && !t.finished {
                 deleted.push((t.id, held));
             }
         }
@@ -860,6 +903,9 @@ impl Agent {
             let unread = t.give_up(&mut out, &self.m);
             tracing::warn!(path = %t.path.display(), unread, limit = self.cfg.buffer_max, "the on-disk buffer is full: a deleted file is given up");
             Metrics::reason(&self.m.bytes_lost, "buffer_full").inc_by(unread);
+            if let Some(l) = t.held.take() {
+                self.held.release(&l);
+            }
             let stream = t.stream;
             enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
         }

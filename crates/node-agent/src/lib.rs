@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod checkpoint;
+pub mod held;
 pub mod ledger;
 pub mod metrics;
 pub mod perf;
@@ -130,10 +131,18 @@ pub struct Args {
     pub grace: Duration,
 
     /// The on-disk buffer (MiB): undelivered bytes of log files the kubelet
-    /// deleted and the agent still holds open, at most; past it the oldest
+    /// deleted and the agent still holds (open, and linked in
+    /// `--buffer-dir`), at most; past it the oldest
     /// are given up (`outrigger_node_agent_bytes_lost_total{reason="buffer_full"}`).
     #[arg(long, default_value_t = 1024)]
     pub buffer_max_mib: u64,
+
+    /// Where the files being read are hard-linked, so that one the kubelet
+    /// deletes outlives a restart of the agent too (on the same mount as
+    /// the logs; default `<log-root>/.outrigger-buffer`; `-`: no links, a
+    /// deleted file is held by its open descriptor only).
+    #[arg(long)]
+    pub buffer_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +183,11 @@ impl Args {
             metadata_wait: Duration::from_secs(10),
             grace: self.grace,
             buffer_max: self.buffer_max_mib << 20,
+            buffer_dir: match &self.buffer_dir {
+                Some(d) if d.as_os_str() == "-" => None,
+                Some(d) => Some(d.clone()),
+                None => Some(self.log_root.join(".outrigger-buffer")),
+            },
         })
     }
 }

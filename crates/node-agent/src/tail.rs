@@ -133,6 +133,8 @@ pub struct Tailed {
     pub finished: bool,
     pub last_data: Instant,
     format: Format,
+    /// Its hard link in the on-disk buffer's directory ([`crate::held`]).
+    pub held: Option<PathBuf>,
 }
 
 impl Tailed {
@@ -172,6 +174,7 @@ impl Tailed {
             finished: false,
             last_data: Instant::now(),
             format: Format::Cri,
+            held: None,
         })
     }
 

@@ -101,6 +101,7 @@ fn config(root: &Path) -> Config {
         metadata_wait: Duration::from_secs(0),
         grace: Duration::from_secs(2),
         buffer_max: 1 << 30,
+        buffer_dir: Some(root.join(".outrigger-buffer")),
     }
 }
 
@@ -129,6 +130,10 @@ impl Running {
 }
 
 fn start(root: &Path, state: &Path, out: &Path) -> Running {
+    start_with(config(root), state, out)
+}
+
+fn start_with(cfg: Config, state: &Path, out: &Path) -> Running {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -136,7 +141,7 @@ fn start(root: &Path, state: &Path, out: &Path) -> Running {
         .expect("runtime");
     let stop = CancellationToken::new();
     let agent = Agent::new(
-        config(root),
+        cfg,
         Sink::File {
             dir: out.to_path_buf(),
         },
@@ -434,6 +439,78 @@ async fn deleted_files_are_read_to_their_end_within_the_buffer_bound() {
         } else {
             assert_eq!(lost(), 0);
             assert_eq!(seen.len() as u64, c.seq, "every line of the deleted file");
+        }
+    }
+}
+
+/// A file the kubelet deleted while the agent was behind outlives a kill
+/// of the agent: its hard link in the buffer's directory holds it, and the
+/// next start reads it from its checkpoint. Without the directory (links
+/// impossible) the open descriptor held it, and died with the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_file_outlives_a_kill_of_the_agent() {
+    for linked in [true, false] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (root, state, out) = (
+            tmp.path().join("log"),
+            tmp.path().join("state"),
+            tmp.path().join("out"),
+        );
+        let mut c = Container::new(&root, "web");
+        c.write(20_000);
+        // The sink cannot write (its directory's path is a file): the agent
+        // reads up to its memory bound and waits.
+        std::fs::write(&out, b"not a directory").expect("block the sink");
+        let mut cfg = config(&root);
+        cfg.mem_buf_limit = 64 << 10;
+        if !linked {
+            cfg.buffer_dir = None;
+        }
+        let agent = start_with(cfg.clone(), &state, &out);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Rotated and deleted, as the kubelet does with old files.
+        c.rotate_rename(1);
+        std::fs::remove_file(c.dir.join("0.log.1")).expect("delete");
+        c.write(10);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        agent.kill();
+        std::fs::remove_file(&out).expect("the sink can write");
+        let agent = start_with(cfg, &state, &out);
+        let seen = if linked {
+            wait_for(&out, c.seq).await
+        } else {
+            // The new file's ten lines, and nothing of the deleted one's
+            // undelivered rest.
+            let mut seen = BTreeMap::new();
+            for _ in 0..300 {
+                seen = delivered(&out);
+                if seen.contains_key(&c.seq) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        };
+        agent.stop().await;
+        assert!(seen.values().all(|n| *n == 1), "linked={linked}: repeated");
+        assert!(
+            (c.seq - 9..=c.seq).all(|s| seen.contains_key(&s)),
+            "linked={linked}: the new file is read"
+        );
+        let links = std::fs::read_dir(root.join(".outrigger-buffer"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if linked {
+            assert_eq!(seen.len() as u64, c.seq, "every line of the deleted file");
+            // The deleted file's link is gone once it is delivered; the
+            // live file keeps its own.
+            assert_eq!(links, 1);
+        } else {
+            assert!(
+                (seen.len() as u64) < c.seq,
+                "the deleted file's rest is lost"
+            );
+            assert_eq!(links, 0);
         }
     }
 }
