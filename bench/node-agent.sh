@@ -240,7 +240,7 @@ ours() { # log cluster log-root state sink read-from-head(On|Off)
   start "$1" env OUTRIGGER_LOG_FORMAT=json "$OUTRIGGER_RELEASE" node-agent \
     --kubeconfig "$KUBECONFIG" --admin-address "127.0.0.1:$OURS_PORT" \
     --cluster-name "$2" --host-name "$NODE" --log-root "$3" --state-dir "$4" \
-    --sink "$5" --metrics-collection-interval 0s "${head[@]}"
+    --sink "$5" --metrics-collection-interval 0s --buffer-dir "$4/buffer" "${head[@]}"
 }
 
 # --- 1. parse + enrich throughput -----------------------------------------

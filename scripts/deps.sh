@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make demo` and `make test` need on a fresh machine and is
 # quick when everything is there: Debian packages (openssl, curl, iproute2,
-# python3-venv), the Rust components rustfmt and clippy. Go and Rust themselves
+# python3-venv, systemd's journalctl and systemd-journal-remote), the Rust components rustfmt and clippy. Go and Rust themselves
 # must be on the machine (the error says how to get them).
 set -euo pipefail
 need_apt=()
@@ -10,6 +10,10 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v ss >/dev/null || need_apt+=(iproute2)
 command -v setsid >/dev/null || need_apt+=(util-linux)
 command -v bc >/dev/null || need_apt+=(bc)
+# The node agent reads the systemd journal through journalctl; the local
+# environment writes each node's journal with systemd-journal-remote.
+command -v journalctl >/dev/null || need_apt+=(systemd)
+[[ -x /lib/systemd/systemd-journal-remote ]] || need_apt+=(systemd-journal-remote)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if (( ${#need_apt[@]} )); then
   if [[ $(id -u) -ne 0 ]]; then

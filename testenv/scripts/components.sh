@@ -165,7 +165,7 @@ node_agent_start() { # index node
     log "stopped $name (its node left the node group's first three)"
   fi
   echo "$2" >"$served"
-  mkdir -p "$STATE/nodes/$2/var/log/containers" "$STATE/nodes/$2/node-agent"
+  mkdir -p "$STATE/nodes/$2/var/log/containers" "$STATE/nodes/$2/var/log/journal" "$STATE/nodes/$2/node-agent"
   HOST_NAME="$2" CLUSTER_NAME="$CLUSTER_NAME" READ_FROM_HEAD=On \
     start_component "node-agent-$1" "$port" node-agent \
     --kubeconfig "$STATE/node-agent.kubeconfig" \

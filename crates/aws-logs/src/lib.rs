@@ -4,7 +4,8 @@
 //! - [`Logs::create_group`] and [`Logs::create_stream`]: created on demand,
 //!   "already exists" being success; a retention set on a new group;
 //! - [`Logs::put`]: one PutLogEvents call (the caller keeps batches within
-//!   the limits, `outrigger_logs_core::batch`), its failure sorted into
+//!   the limits, `outrigger_logs_core::batch`) with a [`PutBody`] written
+//!   once, its failure sorted into
 //!   [`PutError`]: retry later (throttling, 5xx, the network), the group or
 //!   stream is missing (create it and send again), or refused (a bad
 //!   request: retrying would not help); events CloudWatch set aside as too
@@ -21,9 +22,138 @@ use aws_sdk_cloudwatchlogs::{
     Client,
     config::http::HttpResponse,
     error::{ProvideErrorMetadata, SdkError},
-    types::InputLogEvent,
 };
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
 use outrigger_aws::{ApiError, Calls, SdkConfig};
+
+/// A PutLogEvents request's JSON body, written once into a buffer of its
+/// exact size (the SDK's serializer grows its buffer by doubling, up to
+/// twice a batch, beside the events it copied): what the SDK would write,
+/// `{"logGroupName":…,"logStreamName":…,"logEvents":[{"timestamp":…,"message":…},…]}`,
+/// its strings escaped as the SDK escapes them.
+#[derive(Clone, Debug)]
+pub struct PutBody {
+    group: String,
+    stream: String,
+    bytes: Bytes,
+    events: usize,
+}
+
+impl PutBody {
+    /// The body of `events` (time in ms, message), in time order.
+    pub fn new<'a, I>(group: &str, stream: &str, events: I) -> Self
+    where
+        I: IntoIterator<Item = (i64, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let events = events.into_iter();
+        let mut len = r#"{"logGroupName":,"logStreamName":,"logEvents":[]}"#.len()
+            + escaped_len(group)
+            + escaped_len(stream);
+        let mut n: usize = 0;
+        for (ts, m) in events.clone() {
+            len += r#"{"timestamp":,"message":}"#.len() + digits(ts) + escaped_len(m);
+            n += 1;
+        }
+        // The commas between events.
+        len += n.saturating_sub(1);
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(br#"{"logGroupName":"#);
+        push_escaped(&mut out, group);
+        out.extend_from_slice(br#","logStreamName":"#);
+        push_escaped(&mut out, stream);
+        out.extend_from_slice(br#","logEvents":["#);
+        for (i, (ts, m)) in events.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"timestamp":"#);
+            out.extend_from_slice(ts.to_string().as_bytes());
+            out.extend_from_slice(br#","message":"#);
+            push_escaped(&mut out, m);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        // Sized exactly: never grown (checked by the tests' debug build).
+        debug_assert_eq!((out.len(), out.capacity()), (len, len));
+        PutBody {
+            group: group.to_string(),
+            stream: stream.to_string(),
+            bytes: Bytes::from(out),
+            events: n,
+        }
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// How many events it holds.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// What a byte becomes in a JSON string, as the SDK writes it.
+fn escape(b: u8) -> Option<&'static [u8]> {
+    Some(match b {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        0x08 => b"\\b",
+        0x0C => b"\\f",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        b'\t' => b"\\t",
+        _ => return None,
+    })
+}
+
+fn escaped_len(s: &str) -> usize {
+    let mut n = s.len() + 2;
+    for &b in s.as_bytes() {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            n += escape(b).map_or(5, |e| e.len() - 1);
+        }
+    }
+    n
+}
+
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[from..i]);
+        match escape(b) {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
+fn digits(n: i64) -> usize {
+    let sign = usize::from(n < 0);
+    sign + n
+        .unsigned_abs()
+        .checked_ilog10()
+        .map_or(1, |d| d as usize + 1)
+}
 
 /// The SDK's name for the service in [`Calls`].
 pub const SERVICE: &str = "CloudWatch Logs";
@@ -204,29 +334,23 @@ impl Logs {
         }
     }
 
-    /// One PutLogEvents call: `events` (time in ms, message) in time order.
-    pub async fn put(
-        &self,
-        group: &str,
-        stream: &str,
-        events: &[(i64, String)],
-    ) -> Result<Rejected, PutError> {
-        let events: Vec<InputLogEvent> = events
-            .iter()
-            .filter_map(|(ts, m)| {
-                InputLogEvent::builder()
-                    .timestamp(*ts)
-                    .message(m.clone())
-                    .build()
-                    .ok()
-            })
-            .collect();
+    /// One PutLogEvents call with `body` (the group, the stream and the
+    /// events are in it). The SDK builds, signs and sends the request as
+    /// for any call; only its body is the one written before, so a batch
+    /// in flight is held once, and a retry sends the same bytes.
+    pub async fn put(&self, body: &PutBody) -> Result<Rejected, PutError> {
+        let (bytes, len) = (body.bytes.clone(), body.bytes.len());
         match self
             .client
             .put_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .set_log_events(Some(events))
+            .log_group_name(&body.group)
+            .log_stream_name(&body.stream)
+            .customize()
+            // Before signing: the signature covers this body.
+            .mutate_request(move |req| {
+                *req.body_mut() = SdkBody::from(bytes.clone());
+                req.headers_mut().insert("content-length", len.to_string());
+            })
             .send()
             .await
         {
@@ -288,6 +412,55 @@ impl Logs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SDK's own serializer's output for the same input (its shape
+    /// functions, as generated for PutLogEvents, through the public JSON
+    /// writer they use).
+    fn sdk_body(group: &str, stream: &str, events: &[(i64, &str)]) -> String {
+        use aws_smithy_json::serialize::JsonObjectWriter;
+        let mut out = String::new();
+        let mut object = JsonObjectWriter::new(&mut out);
+        object.key("logGroupName").string(group);
+        object.key("logStreamName").string(stream);
+        let mut array = object.key("logEvents").start_array();
+        for (ts, m) in events {
+            let mut e = array.value().start_object();
+            e.key("timestamp")
+                .number(aws_smithy_types::Number::NegInt(*ts));
+            e.key("message").string(m);
+            e.finish();
+        }
+        array.finish();
+        object.finish();
+        out
+    }
+
+    #[test]
+    fn the_body_is_what_the_sdk_writes_in_a_buffer_of_its_size() {
+        let cases: Vec<Vec<(i64, &str)>> = vec![
+            vec![],
+            vec![(0, "")],
+            vec![(
+                1_764_000_000_123,
+                r#"{"log":"a \"quoted\" \\ line\n","stream":"stdout"}"#,
+            )],
+            vec![
+                (-5, "tab\there\r\n\u{8}\u{c}\u{1}\u{1f}\u{7f} é ☃"),
+                (9, "x"),
+            ],
+            vec![(10, "plain"); 100],
+        ];
+        for events in cases {
+            let body = PutBody::new("/aws/g \"q\"", "n1.host.messages", events.iter().copied());
+            let want = sdk_body("/aws/g \"q\"", "n1.host.messages", &events);
+            assert_eq!(std::str::from_utf8(body.as_bytes()).expect("utf-8"), want);
+            assert_eq!(body.len(), want.len());
+            assert_eq!(body.events(), events.len());
+        }
+        for n in [0i64, 9, 10, 99, 100, -1, -10, i64::MAX, i64::MIN] {
+            assert_eq!(digits(n), n.to_string().len(), "{n}");
+        }
+    }
 
     #[test]
     fn rejected_counts() {

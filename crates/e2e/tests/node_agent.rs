@@ -108,13 +108,17 @@ fn count(env: &TestEnv, prefixes: &[String]) -> Result<BTreeMap<String, Value>> 
 /// stream (testenv/aws/count_seq.py --messages: moto's filter-log-events
 /// ignores `logStreamNamePrefix` and returns the whole group).
 fn records(env: &TestEnv, prefix: &str) -> Result<Vec<Value>> {
+    group_records(env, APPLICATION, prefix)
+}
+
+fn group_records(env: &TestEnv, group: &str, prefix: &str) -> Result<Vec<Value>> {
     let script = env.repo.join("testenv/aws/count_seq.py");
     let out = env.run(
         "testenv-python",
         &[
             script.to_str().context("path")?,
             "--group",
-            APPLICATION,
+            group,
             "--prefix",
             prefix,
             "--messages",
@@ -240,6 +244,90 @@ async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()
     ])?;
     assert!(streams.trim().ends_with(".log"), "{streams}");
     ns.cleanup().await
+}
+
+/// The quickstart's dataplane pipeline for the node's systemd journal:
+/// the kubelet's and containerd's entries (not other units') reach
+/// `/dataplane` once each, a stream per unit
+/// (`<node>-dataplane.systemd.<unit>`), as the record its `modify` filter
+/// leaves (`hostname`, `systemd_unit`, `message`).
+#[tokio::test]
+#[ignore = "needs the local environment (make up)"]
+async fn journal_entries_reach_the_dataplane_group_once_per_unit() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = env();
+    let node = agent_nodes(env)?.remove(0);
+    let dir = outrigger_e2e::journal::directory(
+        &env.state.join("nodes").join(&node).join("var/log"),
+        &node,
+    );
+    let tag = format!(
+        "e2e{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
+    let units = ["kubelet.service", "containerd.service", "sshd.service"];
+    let messages: Vec<(usize, String)> = (1..=60)
+        .map(|i| (i % 3, format!("{tag} seq={i} \"quoted\" \\ done")))
+        .collect();
+    let entries: Vec<outrigger_e2e::journal::Entry<'_>> = messages
+        .iter()
+        .map(|(u, m)| outrigger_e2e::journal::Entry {
+            unit: units[*u],
+            message: m,
+        })
+        .collect();
+    outrigger_e2e::journal::append(&dir, &format!("{tag}.journal"), &node, &entries)?;
+    let dataplane = "/aws/containerinsights/demo/dataplane";
+    for (u, unit) in units.iter().enumerate().take(2) {
+        let stream = format!("{node}-dataplane.systemd.{unit}");
+        let want: Vec<u64> = (1..=60u64).filter(|i| *i as usize % 3 == u).collect();
+        let got: Vec<Value> = eventually(
+            &format!("{unit}'s {} entries", want.len()),
+            Duration::from_secs(60),
+            || async {
+                let r: Vec<Value> = group_records(env, dataplane, &stream)?
+                    .into_iter()
+                    .filter(|r| r["message"].as_str().is_some_and(|m| m.starts_with(&tag)))
+                    .collect();
+                Ok((r.len() >= want.len()).then_some(r))
+            },
+        )
+        .await?;
+        let mut seqs = vec![];
+        for r in &got {
+            assert_eq!(r["hostname"], node.as_str(), "{r}");
+            assert_eq!(r["systemd_unit"], *unit, "{r}");
+            assert_eq!(r.as_object().map(|o| o.len()), Some(3), "{r}");
+            let m = r["message"].as_str().context("message")?;
+            assert!(m.ends_with(" \"quoted\" \\ done"), "{m:?}");
+            let seq: u64 = m
+                .split("seq=")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("no seq in {m:?}"))?;
+            seqs.push(seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, want, "{unit}: each entry once");
+    }
+    // A unit the quickstart does not ship has no stream.
+    let sshd = env.aws(&[
+        "logs",
+        "describe-log-streams",
+        "--log-group-name",
+        dataplane,
+        "--log-stream-name-prefix",
+        &format!("{node}-dataplane.systemd.sshd"),
+        "--query",
+        "logStreams[].logStreamName",
+        "--output",
+        "text",
+    ])?;
+    assert_eq!(sshd.trim(), "", "sshd.service's entries were shipped");
+    Ok(())
 }
 
 /// The no-loss run: 3 nodes x 2 pods at a combined ~10 MB/s for a

@@ -10,12 +10,15 @@ use std::{
 };
 
 use outrigger_logs_core::{ContainerFile, StartRule, batch::Limits, names};
+
+pub use crate::journal::JournalConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    checkpoint::{self, FileKey, FileState, InFlight, Probe, State, hash},
+    checkpoint::{self, FileKey, FileState, InFlight, JOURNAL_KEY, Probe, State, hash},
     held::Held,
+    journal::{self, Journal},
     ledger::Skip,
     metrics::Metrics,
     pods::Pods,
@@ -55,6 +58,9 @@ pub struct Config {
     /// outlives a restart of the agent ([`crate::held`]); on the logs'
     /// mount. `None`: open descriptors only.
     pub buffer_dir: Option<PathBuf>,
+    /// The systemd journal's units to the dataplane group; `None`: not
+    /// read.
+    pub journal: Option<JournalConfig>,
 }
 
 struct StreamState {
@@ -109,13 +115,15 @@ pub struct Agent {
     /// The read buffer of every file.
     scratch: Vec<u8>,
     held: Held,
+    journal: Option<Journal>,
 }
 
 const READ_CHUNK: usize = 256 << 10;
-/// A request in flight holds its events about three times: the batch, the
-/// SDK's `InputLogEvent`s and the request's body (the file sink: the batch
-/// and the lines it writes). The memory bound counts them all.
-const IN_FLIGHT_COPIES: usize = 3;
+/// A request in flight holds its events about twice: as the batch and its
+/// request body while the body is written, as the body alone (escaped, a
+/// little larger) until it is delivered (the file sink: the batch and the
+/// lines it writes). The memory bound counts both.
+const IN_FLIGHT_COPIES: usize = 2;
 /// A stream's waiting events, at most, before its files are read further
 /// (more than a batch, so the next request is ready when one returns).
 const STREAM_PENDING_LIMIT: usize = 3 << 19;
@@ -152,10 +160,27 @@ impl Agent {
             rx,
             scratch: Vec::new(),
             held,
+            journal: None,
         };
+        let mut journal_state = None;
         if let Some(s) = state {
             a.recover = s.in_flight;
             a.restored = Some(s.files);
+            journal_state = s.journal;
+        }
+        if let Some(jc) = a.cfg.journal.clone() {
+            let start = if a.cfg.read_from_head {
+                journal::Start::Head
+            } else {
+                journal::Start::Tail
+            };
+            let id = a.new_id();
+            a.journal = Some(Journal::new(
+                id,
+                jc,
+                journal_state.unwrap_or_default(),
+                start,
+            ));
         }
         Ok(a)
     }
@@ -240,6 +265,11 @@ impl Agent {
             )
             .inc();
             tracing::info!(group = %f.group, stream = %f.stream, events = f.events, landed, "batch in flight at the last stop");
+            if landed && let Some(j) = self.journal.as_mut() {
+                for (_, ranges) in f.lines.iter().filter(|(k, _)| *k == JOURNAL_KEY) {
+                    j.landed(ranges);
+                }
+            }
             if landed && let Some(restored) = self.restored.as_mut() {
                 for (key, ranges) in &f.lines {
                     if let Some(fs) = restored.iter_mut().find(|s| &s.key == key) {
@@ -568,6 +598,34 @@ impl Agent {
             }
             enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
         }
+        self.read_journal();
+    }
+
+    /// The journal's entries, within the memory bound, each to its unit's
+    /// stream.
+    fn read_journal(&mut self) {
+        const AT_ONCE: usize = 256;
+        let mut reads = vec![];
+        let group = names::log_group(&self.cfg.cluster, "dataplane");
+        loop {
+            if self.in_memory >= self.cfg.mem_buf_limit {
+                return;
+            }
+            let Some(j) = self.journal.as_mut() else {
+                return;
+            };
+            j.read(AT_ONCE, &mut reads, &self.m);
+            let n = reads.len();
+            for r in reads.drain(..) {
+                let name = outrigger_logs_core::journal::stream(&self.cfg.host, r.unit.as_deref());
+                let i = self.stream(&group, &name);
+                let mut one = vec![r.event];
+                enqueue(&mut self.streams[i], &mut self.in_memory, &mut one);
+            }
+            if n < AT_ONCE {
+                return;
+            }
+        }
     }
 
     /// A copytruncate: the file is shorter than what was read, or its first
@@ -591,6 +649,14 @@ impl Agent {
         }
         let truncated = meta.len() < t.pos || (t.key.fp_len > 0 && !same_head(&t.file, &t.key));
         if !truncated {
+            // The first bytes pinned as soon as there are some, read or
+            // not: a file its backlogged stream has not read yet can be
+            // copied and truncated before it is, and they find the copy.
+            if u64::from(t.key.fp_len) < crate::tail::FINGERPRINT_BYTES
+                && meta.len() > u64::from(t.key.fp_len)
+            {
+                t.refresh_key(meta.len());
+            }
             return;
         }
         let dir = t.path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -702,13 +768,14 @@ impl Agent {
                 stop.clone(),
             );
             tokio::spawn(async move {
-                let outcome = sink.deliver(&send.batch, &m, &stop).await;
+                let events = send.batch.events.len();
+                let outcome = sink.deliver(send.batch, &m, &stop).await;
                 let _ = tx.send(Done {
                     stream: send.stream,
                     outcome,
                     acks: send.acks,
                     bytes: send.bytes,
-                    events: send.batch.events.len(),
+                    events,
                 });
             });
         }
@@ -753,9 +820,12 @@ impl Agent {
         }
         let lines: Vec<(FileKey, crate::ledger::Ranges)> = per_file
             .iter()
-            .filter_map(|(f, ix)| {
-                let t = self.files.get(f)?;
-                Some((t.key, t.ledger.ranges(ix.iter().copied())))
+            .filter_map(|(f, ix)| match self.files.get(f) {
+                Some(t) => Some((t.key, t.ledger.ranges(ix.iter().copied()))),
+                None => {
+                    let j = self.journal.as_ref().filter(|j| j.id == *f)?;
+                    Some((JOURNAL_KEY, j.ledger.ranges(ix.iter().copied())))
+                }
             })
             .collect();
         let record = InFlight {
@@ -819,6 +889,10 @@ impl Agent {
                 for i in marks.iter() {
                     t.ledger.ack(i);
                 }
+            } else if let Some(j) = self.journal.as_mut().filter(|j| j.id == file) {
+                for i in marks.iter() {
+                    j.ledger.ack(i);
+                }
             }
         }
         let held = &self.held;
@@ -861,8 +935,22 @@ impl Agent {
             .iter()
             .filter_map(|s| s.in_flight.as_ref().map(|(r, _)| r.clone()))
             .collect();
+        // The journal's entries numbered from the cursor saved with them.
+        if let Some(j) = &self.journal {
+            for f in &mut in_flight {
+                for (key, ranges) in &mut f.lines {
+                    if *key == JOURNAL_KEY {
+                        *ranges = j.rebase(ranges);
+                    }
+                }
+            }
+        }
         in_flight.extend(self.recover.iter().cloned());
-        State { files, in_flight }
+        State {
+            files,
+            in_flight,
+            journal: self.journal.as_ref().map(Journal::state),
+        }
     }
 
     fn save(&self) -> Result<(), checkpoint::CheckpointError> {

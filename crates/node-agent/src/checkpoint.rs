@@ -69,7 +69,29 @@ pub struct State {
     pub files: Vec<FileState>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight: Vec<InFlight>,
+    /// The systemd journal's progress ([`crate::journal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalState>,
 }
+
+/// Where reading the journal resumes: after `cursor` (none: at the
+/// journal's end, or its start when reading from head), entries numbered
+/// from 0 after it, those in `skip` delivered already.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Ranges,
+}
+
+/// The key an in-flight record gives the journal's entries.
+pub const JOURNAL_KEY: FileKey = FileKey {
+    dev: u64::MAX,
+    ino: u64::MAX,
+    fp_len: 0,
+    fp_hash: 0,
+};
 
 /// FNV-1a, 64 bits: stable across builds and versions (the checkpoint
 /// outlives the binary that wrote it).
@@ -183,6 +205,10 @@ mod tests {
                 events: 2,
                 ..Default::default()
             }],
+            journal: Some(JournalState {
+                cursor: Some("s=1;i=2".into()),
+                skip: vec![(3, 4)],
+            }),
         };
         s.save(&state).expect("save");
         assert_eq!(s.load().expect("load"), Some(state));

@@ -19,6 +19,7 @@
 pub mod agent;
 pub mod checkpoint;
 pub mod held;
+pub mod journal;
 pub mod ledger;
 pub mod metrics;
 pub mod perf;
@@ -93,8 +94,7 @@ pub struct Args {
     pub multiline_start: String,
 
     /// Events held in memory, at most (MiB), a request in flight counted
-    /// with its copies (about three times its events); files wait on disk
-    /// beyond it.
+    /// twice (its events, then its body); files wait on disk beyond it.
     #[arg(long, default_value_t = 8)]
     pub mem_buf_limit_mib: usize,
 
@@ -143,6 +143,26 @@ pub struct Args {
     /// deleted file is held by its open descriptor only).
     #[arg(long)]
     pub buffer_dir: Option<PathBuf>,
+
+    /// The systemd journal read for the dataplane group (default
+    /// `<log-root>/journal`, as the quickstart's `Path /var/log/journal`;
+    /// `-`: not read). Not read either when the directory does not exist
+    /// at start.
+    #[arg(long)]
+    pub journal_directory: Option<PathBuf>,
+
+    /// The units whose journal entries are read (the quickstart's
+    /// `Systemd_Filter _SYSTEMD_UNIT=…`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "docker.service,containerd.service,kubelet.service"
+    )]
+    pub journal_units: Vec<String>,
+
+    /// The journalctl binary that reads the journal.
+    #[arg(long, default_value = "journalctl")]
+    pub journalctl: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +208,25 @@ impl Args {
                 Some(d) => Some(d.clone()),
                 None => Some(self.log_root.join(".outrigger-buffer")),
             },
+            journal: self.journal(),
+        })
+    }
+
+    /// The journal's configuration, if it is read.
+    fn journal(&self) -> Option<agent::JournalConfig> {
+        let directory = match &self.journal_directory {
+            Some(d) if d.as_os_str() == "-" => return None,
+            Some(d) => d.clone(),
+            None => self.log_root.join("journal"),
+        };
+        if !directory.is_dir() {
+            tracing::info!(directory = %directory.display(), "no journal directory: the journal is not read");
+            return None;
+        }
+        Some(agent::JournalConfig {
+            directory,
+            units: self.journal_units.clone(),
+            journalctl: self.journalctl.clone(),
         })
     }
 }

@@ -402,10 +402,10 @@ impl PerfAgent {
             stream: self.cfg.host.clone(),
             events,
         };
-        let n = b.events.len();
-        match self.sink.deliver(&b, &self.m, stop).await {
+        let (n, group) = (b.events.len(), b.group.clone());
+        match self.sink.deliver(b, &self.m, stop).await {
             crate::sink::Outcome::Delivered(_) => {
-                Metrics::group(&self.m.events_delivered, &b.group).inc_by(n as u64);
+                Metrics::group(&self.m.events_delivered, &group).inc_by(n as u64);
             }
             crate::sink::Outcome::Refused(e) => {
                 Metrics::reason(&self.m.events_dropped, "refused").inc_by(n as u64);

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use outrigger_aws_logs::{Logs, PutError};
+use outrigger_aws_logs::{Logs, PutBody, PutError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -57,30 +57,57 @@ impl Sink {
         }
     }
 
-    pub async fn deliver(&self, b: &Batch, m: &Metrics, stop: &CancellationToken) -> Outcome {
+    /// Delivers `b`. To CloudWatch, its request body is written first and
+    /// the events dropped: while in flight, and through its retries, a
+    /// batch is held once, as that body.
+    pub async fn deliver(&self, b: Batch, m: &Metrics, stop: &CancellationToken) -> Outcome {
+        let (group, stream) = (b.group.clone(), b.stream.clone());
+        let payload = match self {
+            Sink::CloudWatch {
+                logs,
+                retention_days,
+            } => {
+                let body = PutBody::new(
+                    &b.group,
+                    &b.stream,
+                    b.events.iter().map(|(ts, m)| (*ts, m.as_str())),
+                );
+                // The events live on in the body alone.
+                drop(b);
+                Payload::CloudWatch {
+                    logs,
+                    retention_days: *retention_days,
+                    body,
+                }
+            }
+            Sink::File { dir } => Payload::File { dir, batch: b },
+        };
         let mut delay = Duration::from_millis(200);
         loop {
-            let result = match self {
-                Sink::CloudWatch {
+            let result = match &payload {
+                Payload::CloudWatch {
                     logs,
                     retention_days,
-                } => match logs.put(&b.group, &b.stream, &b.events).await {
+                    body,
+                } => match logs.put(body).await {
                     Err(PutError::Missing(_)) => {
                         Metrics::result(&m.requests, "missing").inc();
-                        match create(logs, &b.group, &b.stream, *retention_days).await {
+                        match create(logs, &group, &stream, *retention_days).await {
                             Ok(()) => continue,
                             Err(e) => Err(e),
                         }
                     }
-                    other => other.map(|r| r.counts(b.events.len())),
+                    other => other.map(|r| r.counts(body.events())),
                 },
-                Sink::File { dir } => write_file(dir, b).map(|()| vec![]).map_err(|e| {
-                    PutError::Retryable(outrigger_aws::ApiError {
-                        op: "write",
-                        code: "IoError".into(),
-                        message: e.to_string(),
+                Payload::File { dir, batch } => {
+                    write_file(dir, batch).map(|()| vec![]).map_err(|e| {
+                        PutError::Retryable(outrigger_aws::ApiError {
+                            op: "write",
+                            code: "IoError".into(),
+                            message: e.to_string(),
+                        })
                     })
-                }),
+                }
             };
             match result {
                 Ok(rejected) => {
@@ -95,7 +122,7 @@ impl Sink {
                     let reason = retry_reason(&e);
                     Metrics::result(&m.requests, reason).inc();
                     Metrics::reason(&m.retries, reason).inc();
-                    tracing::warn!(group = %b.group, stream = %b.stream, error = %e, retry_in = ?delay, "sending a batch failed; retrying");
+                    tracing::warn!(group = %group, stream = %stream, error = %e, retry_in = ?delay, "sending a batch failed; retrying");
                     tokio::select! {
                         _ = stop.cancelled() => return Outcome::Stopped,
                         _ = tokio::time::sleep(jitter(delay)) => {}
@@ -132,6 +159,20 @@ impl Sink {
         };
         Ok(found(first) && found(last))
     }
+}
+
+/// What a delivery sends on each attempt: a batch's request body (its
+/// events dropped once it is written), or the batch for the file sink.
+enum Payload<'a> {
+    CloudWatch {
+        logs: &'a Logs,
+        retention_days: Option<i32>,
+        body: PutBody,
+    },
+    File {
+        dir: &'a std::path::Path,
+        batch: Batch,
+    },
 }
 
 async fn create(
@@ -277,7 +318,7 @@ mod tests {
             Ok(false)
         );
         let out = sink
-            .deliver(&b, &Metrics::default(), &CancellationToken::new())
+            .deliver(b.clone(), &Metrics::default(), &CancellationToken::new())
             .await;
         assert_eq!(out, Outcome::Delivered(vec![]));
         assert_eq!(

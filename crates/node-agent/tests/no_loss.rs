@@ -102,6 +102,7 @@ fn config(root: &Path) -> Config {
         grace: Duration::from_secs(2),
         buffer_max: 1 << 30,
         buffer_dir: Some(root.join(".outrigger-buffer")),
+        journal: None,
     }
 }
 
@@ -513,4 +514,46 @@ async fn a_deleted_file_outlives_a_kill_of_the_agent() {
             assert_eq!(links, 0);
         }
     }
+}
+
+/// A copytruncate of a file its stream has not read a byte of yet (the
+/// stream backlogged behind the copy of the last one): its first bytes,
+/// pinned while unread, find its copy; nothing is lost, nothing repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_copied_and_truncated_before_it_was_read_is_read_from_its_copy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (root, state, out) = (
+        tmp.path().join("log"),
+        tmp.path().join("state"),
+        tmp.path().join("out"),
+    );
+    let mut c = Container::new(&root, "web");
+    c.write(5_000);
+    // The sink cannot write: the agent reads up to its memory bound, then
+    // waits, while the file is copied and truncated twice.
+    std::fs::write(&out, b"not a directory").expect("block the sink");
+    let mut cfg = config(&root);
+    cfg.mem_buf_limit = 64 << 10;
+    let agent = start_with(cfg, &state, &out);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.rotate_copytruncate(1);
+    // The agent reads the rest from the copy, and opens the live file
+    // anew: empty, nothing of it read.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.write(3_000);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.rotate_copytruncate(2);
+    c.write(100);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::fs::remove_file(&out).expect("the sink can write");
+    let seen = wait_for(&out, c.seq).await;
+    agent.stop().await;
+    assert!(seen.values().all(|n| *n == 1), "repeated");
+    let missing: Vec<u64> = (1..=c.seq).filter(|s| !seen.contains_key(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, from {:?}",
+        missing.len(),
+        missing.first()
+    );
 }

@@ -25,7 +25,10 @@
 //! `var/log/{messages,secure,dmesg}` get a few host lines at start, and
 //! `messages` a line every 10 s after that (a node's syslog is never quiet,
 //! so its log group appears even for an agent that starts at the files'
-//! ends), for the nodes given and any node directory that appears.
+//! ends), for the nodes given and any node directory that appears; so does
+//! each node's systemd journal (`var/log/journal/<machine ID>/system.journal`,
+//! an entry of `kubelet.service` and one of `containerd.service`, written by
+//! systemd-journal-remote: [`outrigger_e2e::journal`]).
 
 use std::{
     collections::HashMap,
@@ -351,6 +354,28 @@ async fn host_log_ticks(root: PathBuf, nodes: Vec<String>) {
                 .open(root.join(node).join("var/log/messages"))
             {
                 let _ = f.write_all(line.as_bytes());
+            }
+            let kubelet =
+                format!("I1130 10:00:00 kubelet.go:2345] \"SyncLoop (housekeeping)\" tick={n}");
+            let containerd =
+                format!("time=\"2026-11-30T10:00:00Z\" level=info msg=\"housekeeping\" tick={n}");
+            let dir = outrigger_e2e::journal::directory(&root.join(node).join("var/log"), node);
+            if let Err(e) = outrigger_e2e::journal::append(
+                &dir,
+                "system.journal",
+                node,
+                &[
+                    outrigger_e2e::journal::Entry {
+                        unit: "kubelet.service",
+                        message: &kubelet,
+                    },
+                    outrigger_e2e::journal::Entry {
+                        unit: "containerd.service",
+                        message: &containerd,
+                    },
+                ],
+            ) {
+                eprintln!("journal of {node}: {e}");
             }
         }
     }
