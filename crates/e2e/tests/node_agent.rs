@@ -250,7 +250,9 @@ async fn container_logs_reach_cloudwatch_with_their_pods_metadata() -> Result<()
 /// the kubelet's and containerd's entries (not other units') reach
 /// `/dataplane` once each, a stream per unit
 /// (`<node>-dataplane.systemd.<unit>`), as the record its `modify` filter
-/// leaves (`hostname`, `systemd_unit`, `message`).
+/// leaves (`hostname`, `systemd_unit`, `message`) with its `aws` filter's
+/// `az` and `ec2_instance_id` (from the Node, where the filter asks the
+/// instance metadata).
 #[tokio::test]
 #[ignore = "needs the local environment (make up)"]
 async fn journal_entries_reach_the_dataplane_group_once_per_unit() -> Result<()> {
@@ -279,6 +281,16 @@ async fn journal_entries_reach_the_dataplane_group_once_per_unit() -> Result<()>
         })
         .collect();
     outrigger_e2e::journal::append(&dir, &format!("{tag}.journal"), &node, &entries)?;
+    let provider = env.run(
+        "kubectl",
+        &["get", "node", &node, "-o", "jsonpath={.spec.providerID}"],
+    )?;
+    // aws:///<zone>/<instance ID>
+    let (zone, instance) = provider
+        .trim()
+        .trim_start_matches("aws:///")
+        .split_once('/')
+        .with_context(|| format!("provider ID {provider:?}"))?;
     let dataplane = "/aws/containerinsights/demo/dataplane";
     for (u, unit) in units.iter().enumerate().take(2) {
         let stream = format!("{node}-dataplane.systemd.{unit}");
@@ -299,7 +311,9 @@ async fn journal_entries_reach_the_dataplane_group_once_per_unit() -> Result<()>
         for r in &got {
             assert_eq!(r["hostname"], node.as_str(), "{r}");
             assert_eq!(r["systemd_unit"], *unit, "{r}");
-            assert_eq!(r.as_object().map(|o| o.len()), Some(3), "{r}");
+            assert_eq!(r["az"], zone, "{r}");
+            assert_eq!(r["ec2_instance_id"], instance, "{r}");
+            assert_eq!(r.as_object().map(|o| o.len()), Some(5), "{r}");
             let m = r["message"].as_str().context("message")?;
             assert!(m.ends_with(" \"quoted\" \\ done"), "{m:?}");
             let seq: u64 = m
@@ -313,6 +327,25 @@ async fn journal_entries_reach_the_dataplane_group_once_per_unit() -> Result<()>
         seqs.sort_unstable();
         assert_eq!(seqs, want, "{unit}: each entry once");
     }
+    // The host group's records carry the aws filter's fields too (the
+    // environment appends a syslog line to every node's `messages` every
+    // 10 s).
+    let host_record = eventually(
+        "a host record with az and ec2_instance_id",
+        Duration::from_secs(40),
+        || async {
+            let r = group_records(
+                env,
+                "/aws/containerinsights/demo/host",
+                &format!("{node}.host.messages"),
+            )?;
+            Ok(r.into_iter().rev().find(|r| r.get("az").is_some()))
+        },
+    )
+    .await?;
+    assert_eq!(host_record["az"], zone, "{host_record}");
+    assert_eq!(host_record["ec2_instance_id"], instance, "{host_record}");
+    assert!(host_record["ident"].is_string(), "{host_record}");
     // A unit the quickstart does not ship has no stream.
     let sshd = env.aws(&[
         "logs",

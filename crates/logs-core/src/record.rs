@@ -126,6 +126,37 @@ pub fn container_into(
     out.push('}');
 }
 
+/// The fields the quickstart's `aws` filter adds to host and dataplane
+/// records (its defaults: `az`, `ec2_instance_id`), as a fragment to
+/// append to a record; `None` when neither is known.
+pub fn aws_fields(az: Option<&str>, ec2_instance_id: Option<&str>) -> Option<String> {
+    let mut out = String::new();
+    for (key, value) in [("az", az), ("ec2_instance_id", ec2_instance_id)] {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            out.push(',');
+            push_json_str(&mut out, key);
+            out.push(':');
+            push_json_str(&mut out, v);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `fields` (from [`aws_fields`]) added at the end of the JSON object
+/// `record`.
+pub fn append_fields(record: &mut String, fields: &str) {
+    if record.ends_with('}') {
+        record.pop();
+        if record.len() == 1 {
+            // `{}`: no comma before the first field.
+            record.push_str(&fields[1..]);
+        } else {
+            record.push_str(fields);
+        }
+        record.push('}');
+    }
+}
+
 /// Valid JSON, starting with `{` (checked without building it).
 fn is_json_object(s: &str) -> bool {
     s.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
@@ -301,5 +332,23 @@ mod tests {
         );
         assert_eq!(syslog(b"nonsense"), r#"{"log":"nonsense"}"#);
         assert_eq!(dmesg(b"[0.0] Linux"), r#"{"message":"[0.0] Linux"}"#);
+    }
+
+    #[test]
+    fn the_aws_filters_fields_end_the_record() {
+        let f = aws_fields(Some("ap-southeast-1a"), Some("i-0abc")).expect("fields");
+        let mut r = r#"{"message":"x"}"#.to_string();
+        append_fields(&mut r, &f);
+        assert_eq!(
+            r,
+            r#"{"message":"x","az":"ap-southeast-1a","ec2_instance_id":"i-0abc"}"#
+        );
+        let mut empty = "{}".to_string();
+        append_fields(&mut empty, &aws_fields(None, Some("i-1")).expect("one"));
+        assert_eq!(empty, r#"{"ec2_instance_id":"i-1"}"#);
+        assert_eq!(aws_fields(None, Some("")), None);
+        let mut not_json = "plain".to_string();
+        append_fields(&mut not_json, &f);
+        assert_eq!(not_json, "plain");
     }
 }

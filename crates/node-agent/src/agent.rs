@@ -61,6 +61,9 @@ pub struct Config {
     /// The systemd journal's units to the dataplane group; `None`: not
     /// read.
     pub journal: Option<JournalConfig>,
+    /// What the quickstart's `aws` filter adds to host and dataplane
+    /// records (`outrigger_logs_core::record::aws_fields`).
+    pub aws_fields: Option<String>,
 }
 
 struct StreamState {
@@ -70,6 +73,9 @@ struct StreamState {
     pending_bytes: usize,
     oldest: Option<Instant>,
     in_flight: Option<(InFlight, usize)>,
+    /// A host or dataplane stream: its records get the `aws` filter's
+    /// fields.
+    aws_fields: bool,
     /// Its request gave up because the agent is stopping (the record stays
     /// in the checkpoint, checked at the next start).
     abandoned: bool,
@@ -298,6 +304,7 @@ impl Agent {
             pending_bytes: 0,
             oldest: None,
             in_flight: None,
+            aws_fields: group.ends_with("/host") || group.ends_with("/dataplane"),
             abandoned: false,
         });
         let i = self.streams.len() - 1;
@@ -584,7 +591,12 @@ impl Agent {
                 if n > 0 {
                     t.refresh_key(t.pos);
                 }
-                enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
+                enqueue(
+                    &mut self.streams[stream],
+                    &mut self.in_memory,
+                    &mut out,
+                    self.cfg.aws_fields.as_deref(),
+                );
                 if n == 0 {
                     break;
                 }
@@ -596,7 +608,12 @@ impl Agent {
             {
                 t.finish(&mut out, &self.m);
             }
-            enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
+            enqueue(
+                &mut self.streams[stream],
+                &mut self.in_memory,
+                &mut out,
+                self.cfg.aws_fields.as_deref(),
+            );
         }
         self.read_journal();
     }
@@ -620,7 +637,12 @@ impl Agent {
                 let name = outrigger_logs_core::journal::stream(&self.cfg.host, r.unit.as_deref());
                 let i = self.stream(&group, &name);
                 let mut one = vec![r.event];
-                enqueue(&mut self.streams[i], &mut self.in_memory, &mut one);
+                enqueue(
+                    &mut self.streams[i],
+                    &mut self.in_memory,
+                    &mut one,
+                    self.cfg.aws_fields.as_deref(),
+                );
             }
             if n < AT_ONCE {
                 return;
@@ -995,14 +1017,22 @@ impl Agent {
                 self.held.release(&l);
             }
             let stream = t.stream;
-            enqueue(&mut self.streams[stream], &mut self.in_memory, &mut out);
+            enqueue(
+                &mut self.streams[stream],
+                &mut self.in_memory,
+                &mut out,
+                self.cfg.aws_fields.as_deref(),
+            );
         }
     }
 }
 
 /// Events read into their stream's queue.
-fn enqueue(s: &mut StreamState, in_memory: &mut usize, out: &mut Vec<Event>) {
-    for e in out.drain(..) {
+fn enqueue(s: &mut StreamState, in_memory: &mut usize, out: &mut Vec<Event>, aws: Option<&str>) {
+    for mut e in out.drain(..) {
+        if let Some(f) = aws.filter(|_| s.aws_fields) {
+            outrigger_logs_core::record::append_fields(&mut e.message, f);
+        }
         s.pending_bytes += e.message.len();
         *in_memory += e.message.len();
         s.oldest.get_or_insert_with(Instant::now);

@@ -209,6 +209,7 @@ impl Args {
                 None => Some(self.log_root.join(".outrigger-buffer")),
             },
             journal: self.journal(),
+            aws_fields: None,
         })
     }
 
@@ -263,11 +264,47 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     {
         start_perf(&rt, &args, &cfg, pods_store, sink.clone(), m.clone()).await?;
     }
+    let mut cfg = cfg;
+    cfg.aws_fields = aws_fields(&rt.client, &cfg.host, &rt.shutdown).await;
     let store = checkpoint::Store::new(&args.state_dir)?;
     tracing::info!(cluster = %cfg.cluster, host = %cfg.host, sink = %sink.describe(), log_root = %cfg.log_root.display(), "node agent starting");
     let agent = agent::Agent::new(cfg, sink, pods, m, store)?;
     agent.run(rt.shutdown.clone()).await?;
     Ok(())
+}
+
+/// The quickstart's `aws` filter's fields for host and dataplane records,
+/// from the node's Node (listed by name: the agent may list Nodes, not get
+/// them); tried for 30 s, then the records go without them, as Fluent Bit's
+/// do when the instance metadata cannot be read.
+async fn aws_fields(
+    client: &kube::Client,
+    host: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<String> {
+    use k8s_openapi::api::core::v1::Node;
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+    let lp = kube::api::ListParams::default().fields(&format!("metadata.name={host}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match nodes.list(&lp).await {
+            Ok(list) => match list.items.first() {
+                Some(n) => return perf::node_aws_fields(n),
+                None => {
+                    tracing::warn!(node = %host, "no Node of this name: host and dataplane records go without az and ec2_instance_id")
+                }
+            },
+            Err(e) => tracing::warn!(node = %host, error = %e, "listing the node failed"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(node = %host, "host and dataplane records go without az and ec2_instance_id");
+            return None;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }
 
 /// The performance half: the node's events every interval, and the

@@ -148,6 +148,28 @@ pub fn node_info(cluster: &str, node: &Node) -> NodeInfo {
     }
 }
 
+/// The `aws` filter's fields for the node's host and dataplane records:
+/// its zone (the `topology.kubernetes.io/zone` label, else the provider
+/// ID's) and instance ID (`aws:///<zone>/<instance ID>`), read from its Node
+/// where the filter asks the instance metadata service.
+pub fn node_aws_fields(node: &Node) -> Option<String> {
+    let provider = node.spec.as_ref().and_then(|s| s.provider_id.as_deref());
+    let parts: Vec<&str> = provider
+        .and_then(|p| p.strip_prefix("aws://"))
+        .map(|p| p.trim_start_matches('/').split('/').collect())
+        .unwrap_or_default();
+    let labels = node.metadata.labels.as_ref();
+    let az = labels
+        .and_then(|l| {
+            l.get("topology.kubernetes.io/zone")
+                .or_else(|| l.get("failure-domain.beta.kubernetes.io/zone"))
+        })
+        .map(String::as_str)
+        .or_else(|| (parts.len() == 2).then(|| parts[0]));
+    let instance = parts.last().copied().filter(|i| i.starts_with("i-"));
+    outrigger_logs_core::record::aws_fields(az, instance)
+}
+
 fn selects(svc: &Service, pod: &Pod) -> bool {
     let Some(sel) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
@@ -543,5 +565,35 @@ mod tests {
                 "https://127.0.0.1:10247/metrics/nodes/n1/metrics/cadvisor".into()
             ))
         );
+    }
+
+    #[test]
+    fn the_aws_filters_fields_come_from_the_node() {
+        let node = |provider: Option<&str>, zone: Option<&str>| Node {
+            metadata: kube::api::ObjectMeta {
+                labels: zone
+                    .map(|z| [("topology.kubernetes.io/zone".to_string(), z.to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::NodeSpec {
+                provider_id: provider.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            node_aws_fields(&node(
+                Some("aws:///ap-southeast-1b/i-0abc"),
+                Some("ap-southeast-1a")
+            ))
+            .as_deref(),
+            Some(r#","az":"ap-southeast-1a","ec2_instance_id":"i-0abc""#)
+        );
+        assert_eq!(
+            node_aws_fields(&node(Some("aws:///ap-southeast-1b/i-0abc"), None)).as_deref(),
+            Some(r#","az":"ap-southeast-1b","ec2_instance_id":"i-0abc""#)
+        );
+        assert_eq!(node_aws_fields(&node(Some("kwok://n1"), None)), None);
+        assert_eq!(node_aws_fields(&node(None, None)), None);
     }
 }

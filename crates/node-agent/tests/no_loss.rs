@@ -103,6 +103,7 @@ fn config(root: &Path) -> Config {
         buffer_max: 1 << 30,
         buffer_dir: Some(root.join(".outrigger-buffer")),
         journal: None,
+        aws_fields: None,
     }
 }
 
@@ -115,9 +116,16 @@ struct Running {
 }
 
 impl Running {
-    fn kill(mut self) {
+    /// As SIGKILL: no task of the agent runs again. The runtime's threads
+    /// finish the poll they are in (a file sink's write completes, as a
+    /// write(2) would) and are gone before the next start reads the
+    /// checkpoint and the sink; work left behind running would otherwise
+    /// overlap the next run and repeat lines it never would after SIGKILL.
+    async fn kill(mut self) {
         if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
+            tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(10)))
+                .await
+                .expect("runtime shut down");
         }
     }
 
@@ -226,7 +234,7 @@ async fn rotations_and_kills_lose_and_repeat_nothing() {
         c.write(next() % 300);
         if round % 3 == 2 {
             // SIGKILL: nothing of the agent runs after this point.
-            agent.kill();
+            agent.kill().await;
             tokio::time::sleep(Duration::from_millis(next() % 200)).await;
             agent = start(&root, &state, &out);
         }
@@ -474,7 +482,7 @@ async fn a_deleted_file_outlives_a_kill_of_the_agent() {
         std::fs::remove_file(c.dir.join("0.log.1")).expect("delete");
         c.write(10);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        agent.kill();
+        agent.kill().await;
         std::fs::remove_file(&out).expect("the sink can write");
         let agent = start_with(cfg, &state, &out);
         let seen = if linked {
