@@ -65,6 +65,14 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 source "$REPO/testenv/scripts/lib.sh"
 FB_VERSION=5.1.1
 FLUENT_BIT="${FLUENT_BIT:-$BIN/fluent-bit-$FB_VERSION}"
+# The OpenTelemetry Collector for the file-to-sink leg: $OTELCOL, default
+# ~/.cache/outrigger/bin/otelcol-bench-0.165, built here from the Go module
+# proxy (bench/go/otelcol: the filelog receiver and the file exporter, as the
+# Collector Builder assembles them) when missing; the leg is left out if it
+# does not build.
+OTELCOL="${OTELCOL:-$BIN/otelcol-bench-0.165}"
+OTELCOL_BUILD="${OTELCOL_BUILD:-the filelog receiver and file exporter of opentelemetry-collector-contrib v0.165.1 on collector v0.165.0 (bench/go/otelcol), CGO_ENABLED=0 go build -trimpath}"
+OTEL_PORT="${OTEL_PORT:-10388}"
 FB_BUILD="${FB_BUILD:-tag v$FB_VERSION of github.com/fluent/fluent-bit built with the release flags of its Dockerfile (FLB_RELEASE, FLB_JEMALLOC, FLB_SIMD) and only the plugins used (FLB_MINIMAL plus tail, kubernetes, cloudwatch_logs, file), the system libsqlite3 3.40}"
 PODS="${PODS:-8}"
 MIB_PER_POD="${MIB_PER_POD:-128}"
@@ -301,6 +309,49 @@ for mix in plain mixed; do
   [[ $mix == mixed ]] && python3 "$REPO/bench/node_agent.py" splits \
     --file "$SHM/fluent-bit/out" --out "$WORK/tp-$mix-fluentbit-splits.json" >/dev/null
   rm -rf "$SHM/fluent-bit"
+
+  [[ -x "$OTELCOL" ]] || (cd "$REPO/bench/go/otelcol" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OTELCOL" .) ||
+    log "the OpenTelemetry Collector did not build: its leg is left out"
+  if [[ -x "$OTELCOL" ]]; then
+    log "throughput ($mix): OpenTelemetry Collector (filelog + container operator -> file)"
+    mkdir -p "$SHM/otelcol"
+    cat >"$WORK/otelcol-$mix.yaml" <<YAML
+receivers:
+  filelog:
+    include: [$root/pods/*/*/*.log]
+    start_at: beginning
+    include_file_path: true
+    operators:
+      - type: container
+exporters:
+  file:
+    path: $SHM/otelcol/out.json
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      exporters: [file]
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: basic
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: $OTEL_PORT
+YAML
+    start_s=$(date +%s.%N)
+    start "$WORK/tp-$mix-otelcol.log" "$OTELCOL" --config "$WORK/otelcol-$mix.yaml"
+    pid=$LAST_PID
+    python3 "$REPO/bench/node_agent.py" drain --name otelcol --pid "$pid" --kind otelcol \
+      --url "http://127.0.0.1:$OTEL_PORT/metrics" \
+      --expect "$records" --start "$start_s" --out "$WORK/tp-$mix-otelcol.json" >/dev/null
+    stop "$pid"
+    rm -rf "$SHM/otelcol"
+  fi
 done
 kubectl delete pods -n "$NS" -l leg=throughput --wait=false >/dev/null
 }
@@ -405,6 +456,7 @@ json.dump({
     "legs": "$LEGS".split(),
     "variant": "ours started from its checkpoint" if "${OURS_FROM_CHECKPOINT:-}" else "",
     "fluentbit_build": """$FB_BUILD""",
+    "otelcol_build": """$OTELCOL_BUILD""",
     "pods": $PODS, "mib_per_pod": $MIB_PER_POD, "rate_pods": $RATE_PODS, "line_bytes": $LINE_BYTES, "drain": $DRAIN,
 }, open(sys.argv[1], "w"))
 PY

@@ -202,7 +202,28 @@ def fluentbit_counters(url, _group):
     return out
 
 
-COUNTERS = {"ours": ours_counters, "fluentbit": fluentbit_counters}
+def otelcol_counters(url, _group):
+    """Log records the exporter sent and the receiver accepted, from the
+    OpenTelemetry Collector's own Prometheus metrics."""
+    text = fetch(url)
+    if text is None:
+        return None
+    out = {"delivered": 0, "retries": 0, "dropped": 0, "read": 0}
+    for line in text.splitlines():
+        m = PROM.match(line)
+        if not m:
+            continue
+        name, v = m.group(1), float(m.group(3))
+        if name.startswith("otelcol_exporter_sent_log_records"):
+            out["delivered"] += v
+        elif name.startswith("otelcol_exporter_send_failed_log_records"):
+            out["dropped"] += v
+        elif name.startswith("otelcol_receiver_accepted_log_records"):
+            out["read"] += v
+    return out
+
+
+COUNTERS = {"ours": ours_counters, "fluentbit": fluentbit_counters, "otelcol": otelcol_counters}
 
 
 def alive(pid):
@@ -380,6 +401,32 @@ def report(a):
                         f"{ratio(o['cpu'], f['cpu'])} | |")
             rows.append(f"| ... peak RSS (VmRSS every 0.5 s) | {o['rss']:.1f} MiB | {f['rss']:.1f} MiB | "
                         f"{ratio(o['rss'], f['rss'])} | < 50 MiB |")
+    otel = ""
+    if "throughput" in legs and os.path.exists(os.path.join(w, "tp-plain-otelcol.json")):
+        orows = []
+        for mix in ("plain", "mixed"):
+            data = j(f"data-{mix}.json")
+            mib = data["bytes"] / 2**20
+            o, t = j(f"tp-{mix}-ours.json"), j(f"tp-{mix}-otelcol.json")
+            po, pt = mib / o["cpu_s"], mib / t["cpu_s"]
+            ho, ht = o["vmhwm_kib"] / 1024, t["vmhwm_kib"] / 1024
+            orows.append(f"| **{mix}**: MiB/s per core | {po:.0f} | {pt:.0f} | {ratio(po, pt)} |")
+            orows.append(f"| ... CPU seconds | {o['cpu_s']:.2f} | {t['cpu_s']:.2f} | {ratio(o['cpu_s'], t['cpu_s'])} |")
+            orows.append(f"| ... wall time, start to last record out | {o['wall_s']:.1f} s | {t['wall_s']:.1f} s | "
+                         f"{ratio(o['wall_s'], t['wall_s'])} |")
+            orows.append(f"| ... peak RSS (VmHWM) | {ho:.1f} MiB | {ht:.1f} MiB | {ratio(ho, ht)} |")
+        otel = f"""
+
+The file-to-sink leg against the OpenTelemetry Collector ({meta.get("otelcol_build", "")}): the same files,
+its `filelog` receiver on `pods/*/*/*.log` (as its Helm chart reads a node) from the start with the
+`container` operator (CRI and Docker lines parsed, P/F pieces put back together, pod, namespace, container
+and UID taken from the file's path: no API server, so no labels, where ours and Fluent Bit's `kubernetes`
+filter add them) and the `file` exporter (OTLP JSON) on /dev/shm,
+measured when its `otelcol_exporter_sent_log_records` says the last record is out.
+
+| | outrigger node-agent | OpenTelemetry Collector | ratio (outrigger / Collector) |
+|---|---|---|---|
+{chr(10).join(orows)}"""
     rates = " and ".join(f"{r} MB/s" for r in meta["rates"])
     variant = f" ({meta['variant']})" if meta.get("variant") else ""
     section = f"""### node agent vs Fluent Bit: the quickstart's application logs, {meta["date"]}{variant}
@@ -411,7 +458,7 @@ cluster's log group on moto; `read.head` Off: files present at start from their 
 from their head; the environment's own agent for the node reads the same files); after the writers finish
 each agent gets {meta["drain"]} s; then `testenv/aws/count_seq.py` reads every event back: lost = lines
 written - distinct sequence numbers delivered, duplicates = events - distinct. Fluent Bit reaches moto
-through a TLS terminator (its `tls Off` is not honoured, below)."""
+through a TLS terminator (its `tls Off` is not honoured, below).{otel}"""
     if a.results:
         write_section(a.results, "node-agent", section)
     print(section)

@@ -125,11 +125,7 @@ pub struct Agent {
 }
 
 const READ_CHUNK: usize = 256 << 10;
-/// A request in flight holds its events about twice: as the batch and its
-/// request body while the body is written, as the body alone (escaped, a
-/// little larger) until it is delivered (the file sink: the batch and the
-/// lines it writes). The memory bound counts both.
-const IN_FLIGHT_COPIES: usize = 2;
+
 /// A stream's waiting events, at most, before its files are read further
 /// (more than a batch, so the next request is ready when one returns).
 const STREAM_PENDING_LIMIT: usize = 3 << 19;
@@ -772,7 +768,7 @@ impl Agent {
             }
             if let Some(send) = self.take_batch(i) {
                 // Its copies in flight count against the memory bound too.
-                self.in_memory += send.bytes * (IN_FLIGHT_COPIES - 1);
+                self.in_memory += send.bytes * (self.sink.in_flight_copies() - 1);
                 ready.push(send);
             }
         }
@@ -905,7 +901,9 @@ impl Agent {
             }
         }
         s.in_flight = None;
-        self.in_memory = self.in_memory.saturating_sub(d.bytes * IN_FLIGHT_COPIES);
+        self.in_memory = self
+            .in_memory
+            .saturating_sub(d.bytes * self.sink.in_flight_copies());
         for (file, marks) in d.acks {
             if let Some(t) = self.files.get_mut(&file) {
                 for i in marks.iter() {

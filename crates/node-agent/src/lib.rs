@@ -94,7 +94,8 @@ pub struct Args {
     pub multiline_start: String,
 
     /// Events held in memory, at most (MiB), a request in flight counted
-    /// twice (its events, then its body); files wait on disk beyond it.
+    /// with its copies (twice to CloudWatch: its events, then its body;
+    /// three times to a file); files wait on disk beyond it.
     #[arg(long, default_value_t = 8)]
     pub mem_buf_limit_mib: usize,
 

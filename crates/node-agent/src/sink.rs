@@ -57,6 +57,19 @@ impl Sink {
         }
     }
 
+    /// How many times a request in flight holds its events, counted
+    /// against the memory bound: to CloudWatch twice (the batch and its
+    /// body while the body is written, then the body alone, escaped and a
+    /// little larger); to a file three times (the batch, and the text
+    /// written, each event with its stream and time: about half as large
+    /// again).
+    pub fn in_flight_copies(&self) -> usize {
+        match self {
+            Sink::CloudWatch { .. } => 2,
+            Sink::File { .. } => 3,
+        }
+    }
+
     /// Delivers `b`. To CloudWatch, its request body is written first and
     /// the events dropped: while in flight, and through its retries, a
     /// batch is held once, as that body.

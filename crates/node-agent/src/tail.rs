@@ -199,15 +199,20 @@ impl Tailed {
         out: &mut Vec<Event>,
         m: &Metrics,
     ) -> std::io::Result<usize> {
-        scratch.clear();
-        scratch.extend_from_slice(&self.carry);
-        let start_len = scratch.len();
-        scratch.resize(start_len + max, 0);
-        let n = self.file.read_at(&mut scratch[start_len..], self.pos)?;
-        scratch.truncate(start_len + n);
+        // The buffer is zeroed once, when it grows, not at every read (an
+        // idle file is asked at every tick).
+        let carry = self.carry.len();
+        if scratch.len() < carry + max {
+            scratch.resize(carry + max, 0);
+        }
+        let n = self
+            .file
+            .read_at(&mut scratch[carry..carry + max], self.pos)?;
         if n == 0 {
             return Ok(0);
         }
+        scratch[..carry].copy_from_slice(&self.carry);
+        let scratch = &scratch[..carry + n];
         self.pos += n as u64;
         self.last_data = Instant::now();
         m.bytes_read.inc_by(n as u64);
