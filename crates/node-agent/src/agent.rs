@@ -618,6 +618,9 @@ impl Agent {
     /// stream.
     fn read_journal(&mut self) {
         const AT_ONCE: usize = 256;
+        if self.journal.is_none() {
+            return;
+        }
         let mut reads = vec![];
         let group = names::log_group(&self.cfg.cluster, "dataplane");
         loop {

@@ -19,6 +19,9 @@ use outrigger_node_agent::{
 };
 use tokio_util::sync::CancellationToken;
 
+mod common;
+use common::{Running, start as start_with};
+
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct Container {
@@ -107,67 +110,8 @@ fn config(root: &Path) -> Config {
     }
 }
 
-/// An agent on its own runtime: dropping the runtime stops every task of
-/// it at its next await, spawned requests included, as SIGKILL would.
-struct Running {
-    rt: Option<tokio::runtime::Runtime>,
-    handle: tokio::task::JoinHandle<()>,
-    stop: CancellationToken,
-}
-
-impl Running {
-    /// As SIGKILL: no task of the agent runs again. The runtime's threads
-    /// finish the poll they are in (a file sink's write completes, as a
-    /// write(2) would) and are gone before the next start reads the
-    /// checkpoint and the sink; work left behind running would otherwise
-    /// overlap the next run and repeat lines it never would after SIGKILL.
-    async fn kill(mut self) {
-        if let Some(rt) = self.rt.take() {
-            tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(10)))
-                .await
-                .expect("runtime shut down");
-        }
-    }
-
-    async fn stop(mut self) {
-        self.stop.cancel();
-        let _ = (&mut self.handle).await;
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 fn start(root: &Path, state: &Path, out: &Path) -> Running {
     start_with(config(root), state, out)
-}
-
-fn start_with(cfg: Config, state: &Path, out: &Path) -> Running {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stop = CancellationToken::new();
-    let agent = Agent::new(
-        cfg,
-        Sink::File {
-            dir: out.to_path_buf(),
-        },
-        Pods::none("n1"),
-        Metrics::default(),
-        Store::new(state).expect("store"),
-    )
-    .expect("agent");
-    let s = stop.clone();
-    let handle = rt.spawn(async move {
-        agent.run(s).await.expect("runs");
-    });
-    Running {
-        rt: Some(rt),
-        handle,
-        stop,
-    }
 }
 
 /// seq -> times seen, from the delivered records.
