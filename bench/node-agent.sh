@@ -264,6 +264,10 @@ for mix in plain mixed; do
   python3 "$REPO/bench/node_agent.py" gen --root "$WORK/logs-$mix" --ns "$NS" "${specs[@]}" \
     --mib "$MIB_PER_POD" --mix "$mix" --out "$WORK/data-$mix.json" >/dev/null
 done
+# The 2 GiB just written go to disk before any agent reads them: the first
+# agent to run would otherwise read while the kernel writes them back
+# (twice its CPU seconds in a run here), the next ones after.
+sync
 
 for mix in plain mixed; do
   records=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$WORK/data-$mix.json")

@@ -153,7 +153,8 @@ if ! is_running moto; then
   log "starting moto_server (with testenv/aws/moto_ext.py) on $AWS_ENDPOINT_URL"
   start_bg moto "$VENV/bin/python" "$TESTENV/aws/moto_ext.py" -H 127.0.0.1 -p "$MOTO_PORT"
 fi
-wait_for moto 30 curl -sf "$AWS_ENDPOINT_URL/moto-api/data.json"
+# The dashboard page: cheap (data.json serializes every resource moto holds).
+wait_for moto 30 curl -sf -o /dev/null "$AWS_ENDPOINT_URL/moto-api/"
 "$VENV/bin/python" "$TESTENV/aws/seed.py" --cluster "$CLUSTER_NAME" >"$STATE/aws-seed.json"
 
 # --- the instance joiner -------------------------------------------------------
