@@ -13,7 +13,8 @@ ROOT = sys.argv[1] if len(sys.argv) > 1 else "."
 PURE = {
     "outrigger-values", "outrigger-scheduling", "outrigger-scheduling-kube",
     "outrigger-metrics-core", "outrigger-lb-model", "outrigger-logs-core",
-    "outrigger-karpenter-api", "outrigger-lb-api",
+    "outrigger-karpenter-api", "outrigger-lb-api", "outrigger-disruption",
+    "outrigger-node-groups",
 }
 API = {"outrigger-karpenter-api", "outrigger-lb-api"}
 NO_IO = ("tokio", "tokio-util", "outrigger-runtime", "hyper", "hyper-util", "axum",

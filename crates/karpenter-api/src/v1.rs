@@ -113,8 +113,8 @@ pub struct NodeClaimTemplateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
     pub termination_grace_period: Option<String>,
-    /// How long a node lives before it is replaced (default 720h; `Never`
-    /// to keep it). Accepted for compatibility; not acted on yet.
+    /// How long a node lives before its claim is deleted and its pods move
+    /// (default 720h; `Never` to keep it), whatever the disruption budgets.
     #[serde(
         default = "default_expire_after",
         skip_serializing_if = "Option::is_none"
@@ -319,8 +319,9 @@ pub struct NodeClaimSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
     pub termination_grace_period: Option<String>,
-    /// How long the node lives before it is replaced (default 720h;
-    /// `Never` to keep it). Accepted for compatibility; not acted on yet.
+    /// How long the node lives before the claim is deleted and its pods
+    /// move (default 720h; `Never` to keep it), whatever the disruption
+    /// budgets.
     #[serde(
         default = "default_expire_after",
         skip_serializing_if = "Option::is_none"

@@ -70,8 +70,10 @@ pub struct ProviderRef {
 /// (more cheaply).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Consolidation {
-    /// Turns consolidation on (default off); cannot be set with
-    /// `ttlSecondsAfterEmpty`. Accepted for compatibility; not acted on yet.
+    /// Turns consolidation on (default off): the provisioner's nodes are
+    /// deleted or replaced by cheaper ones when their pods fit elsewhere
+    /// (as a v1 NodePool under `WhenEmptyOrUnderutilized` after `0s`);
+    /// cannot be set with `ttlSecondsAfterEmpty`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
@@ -181,13 +183,13 @@ pub struct ProvisionerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_empty: Option<i64>,
-    /// Seconds a node lives before it is replaced (unset: never).
-    /// Accepted for compatibility; not acted on yet.
+    /// Seconds a node lives before its claim is deleted and its pods move
+    /// (unset: never); the claim's `expireAfter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_until_expired: Option<i64>,
     /// Consolidation settings (cannot be enabled with
-    /// `ttlSecondsAfterEmpty`). Accepted for compatibility; not acted on yet.
+    /// `ttlSecondsAfterEmpty`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consolidation: Option<Consolidation>,
     /// Priority among provisioners and pools (1 to 100): higher first when

@@ -66,6 +66,13 @@ enum Command {
     /// its last decision on the pod (each group's reason) and its groups.
     WhyPending(WhyPendingArgs),
 
+    /// Why is the provisioner not disrupting this node? Each reason in
+    /// plain words: what blocks it (a do-not-disrupt pod, a PDB), its
+    /// pool's policy or consolidateAfter, a budget at zero and until when,
+    /// a pod with nowhere to go, no cheaper replacement (the cheapest type
+    /// and its price); for a node being disrupted, why and what replaces it.
+    WhyKept(outrigger_provisioner::WhyKeptArgs),
+
     /// Print the CRDs Outrigger serves (Karpenter's NodePool, NodeClaim,
     /// Provisioner, EC2NodeClass, KWOKNodeClass; the load balancer
     /// controller's IngressClassParams and TargetGroupBinding), or write
@@ -146,6 +153,22 @@ async fn why_pending(runtime: &RuntimeArgs, args: &WhyPendingArgs) -> Result<(),
     Ok(())
 }
 
+/// `outrigger why-kept`: a client of the cluster, no runtime.
+async fn why_kept(
+    runtime: &RuntimeArgs,
+    args: &outrigger_provisioner::WhyKeptArgs,
+) -> Result<(), String> {
+    outrigger_runtime::install_crypto_provider();
+    let client = outrigger_runtime::make_client(runtime)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = outrigger_provisioner::why_kept(client, args)
+        .await
+        .map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
 /// Transparent huge pages off for this process. mimalloc gives freed memory
 /// back to the system within a second; with THP on, the next allocation in
 /// that range faults in a fresh 2 MiB page that the kernel zeroes whole.
@@ -189,6 +212,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Command::WhyKept(args) = &cli.command {
+        return match rt.block_on(why_kept(&cli.runtime, args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::WhyPending(args) = &cli.command {
         return match rt.block_on(why_pending(&cli.runtime, args)) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -265,7 +297,7 @@ fn main() -> std::process::ExitCode {
                 })
                 .await
             }
-            Command::WhyPending(_) | Command::Crds { .. } => Ok(()),
+            Command::WhyPending(_) | Command::WhyKept(_) | Command::Crds { .. } => Ok(()),
         }
     });
     match result {

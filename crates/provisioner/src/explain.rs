@@ -144,90 +144,17 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
             );
         }
     }
-    // Pools, as the provisioner would take them.
-    let mut pools_: Vec<Pool> = vec![];
-    let mut left_out: Vec<String> = vec![];
-    for np in list::<NodePool>(&client).await? {
-        let status = np.status.clone().unwrap_or_default();
-        match pools::from_nodepool(&np) {
-            Ok(p) => match not_ready(&status.conditions) {
-                None => pools_.push(p),
-                Some(why) => left_out.push(format!("nodepool \"{}\": {why}", np.name_any())),
-            },
-            Err(errs) => left_out.push(format!(
-                "nodepool \"{}\" is invalid: {}",
-                np.name_any(),
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-        }
+    let (world, left_out, notes) = gather(
+        &client,
+        &args.providers,
+        &args.cluster_name,
+        &args.kwok_zones,
+        pod.metadata.uid.clone(),
+    )
+    .await?;
+    for n in &notes {
+        let _ = writeln!(out, "{n}");
     }
-    for pr in list::<Provisioner>(&client).await? {
-        let status = pr.status.clone().unwrap_or_default();
-        match pools::from_provisioner(&pr) {
-            Ok(p) => match not_ready(&status.conditions) {
-                None => pools_.push(p),
-                Some(why) => left_out.push(format!("provisioner \"{}\": {why}", pr.name_any())),
-            },
-            Err(errs) => left_out.push(format!(
-                "provisioner \"{}\" is invalid: {}",
-                pr.name_any(),
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-        }
-    }
-    // Instance types of the providers the pools use (the nodes and node
-    // classes as listed now stand in for the provisioner's watches).
-    let nodes = list::<Node>(&client).await?;
-    let mut providers: Vec<Arc<dyn CloudProvider>> = vec![];
-    let kwok_class = |p: &Pool| p.node_class.kind == crate::cloud::kwok::KIND;
-    if args.providers.contains(&ProviderKind::Kwok) && pools_.iter().any(kwok_class) {
-        providers.push(Arc::new(crate::cloud::kwok::Kwok::new(
-            client.clone(),
-            &args.kwok_zones,
-            10250,
-            store_of(list::<KWOKNodeClass>(&client).await?),
-            store_of(nodes.clone()),
-        )));
-    }
-    if args.providers.contains(&ProviderKind::Aws) && pools_.iter().any(|p| !kwok_class(p)) {
-        match crate::cloud::aws::Aws::new(
-            client.clone(),
-            &args.cluster_name,
-            store_of(list::<Provisioner>(&client).await?),
-            store_of(list::<EC2NodeClass>(&client).await?),
-        )
-        .await
-        {
-            Ok(a) => providers.push(Arc::new(a)),
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "note: AWS instance types unavailable ({e}); AWS pools are judged without them"
-                );
-            }
-        }
-    }
-    let catalogue = Providers::new(providers).catalogue();
-    let claims: BTreeMap<String, NodeClaim> = list::<NodeClaim>(&client)
-        .await?
-        .iter()
-        .map(|c| (c.name_any(), c.as_ref().clone()))
-        .collect();
-    let world = World {
-        pods: list::<Pod>(&client).await?,
-        nodes,
-        claims,
-        daemonsets: list::<DaemonSet>(&client).await?,
-        pools: pools_,
-        catalogue,
-        also: pod.metadata.uid.clone(),
-    };
     let Snapshot {
         problem,
         batch,
@@ -323,4 +250,100 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
         }
     }
     Ok(out)
+}
+
+/// What the provisioner watches, listed now, as it would take it: the
+/// pools (those it leaves out, and why), the providers' instance types,
+/// nodes, claims, pods, daemonsets; notes for what could not be had.
+pub(crate) async fn gather(
+    client: &Client,
+    providers_: &[ProviderKind],
+    cluster_name: &str,
+    kwok_zones: &[String],
+    also: Option<String>,
+) -> Result<(World, Vec<String>, Vec<String>), kube::Error> {
+    let mut notes: Vec<String> = vec![];
+    let mut pools_: Vec<Pool> = vec![];
+    let mut left_out: Vec<String> = vec![];
+    for np in list::<NodePool>(client).await? {
+        let status = np.status.clone().unwrap_or_default();
+        match pools::from_nodepool(&np) {
+            Ok(p) => match not_ready(&status.conditions) {
+                None => pools_.push(p),
+                Some(why) => left_out.push(format!("nodepool \"{}\": {why}", np.name_any())),
+            },
+            Err(errs) => left_out.push(format!(
+                "nodepool \"{}\" is invalid: {}",
+                np.name_any(),
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+    for pr in list::<Provisioner>(client).await? {
+        let status = pr.status.clone().unwrap_or_default();
+        match pools::from_provisioner(&pr) {
+            Ok(p) => match not_ready(&status.conditions) {
+                None => pools_.push(p),
+                Some(why) => left_out.push(format!("provisioner \"{}\": {why}", pr.name_any())),
+            },
+            Err(errs) => left_out.push(format!(
+                "provisioner \"{}\" is invalid: {}",
+                pr.name_any(),
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+    // Instance types of the providers the pools use (the nodes and node
+    // classes as listed now stand in for the provisioner's watches).
+    let nodes = list::<Node>(client).await?;
+    let mut providers: Vec<Arc<dyn CloudProvider>> = vec![];
+    let kwok_class = |p: &Pool| p.node_class.kind == crate::cloud::kwok::KIND;
+    if providers_.contains(&ProviderKind::Kwok) && pools_.iter().any(kwok_class) {
+        providers.push(Arc::new(crate::cloud::kwok::Kwok::new(
+            client.clone(),
+            kwok_zones,
+            10250,
+            store_of(list::<KWOKNodeClass>(client).await?),
+            store_of(nodes.clone()),
+        )));
+    }
+    if providers_.contains(&ProviderKind::Aws) && pools_.iter().any(|p| !kwok_class(p)) {
+        match crate::cloud::aws::Aws::new(
+            client.clone(),
+            cluster_name,
+            store_of(list::<Provisioner>(client).await?),
+            store_of(list::<EC2NodeClass>(client).await?),
+        )
+        .await
+        {
+            Ok(a) => providers.push(Arc::new(a)),
+            Err(e) => {
+                notes.push(format!(
+                    "note: AWS instance types unavailable ({e}); AWS pools are judged without them"
+                ));
+            }
+        }
+    }
+    let catalogue = Providers::new(providers).catalogue();
+    let claims: BTreeMap<String, NodeClaim> = list::<NodeClaim>(client)
+        .await?
+        .iter()
+        .map(|c| (c.name_any(), c.as_ref().clone()))
+        .collect();
+    let world = World {
+        pods: list::<Pod>(client).await?,
+        nodes,
+        claims,
+        daemonsets: list::<DaemonSet>(client).await?,
+        pools: pools_,
+        catalogue,
+        also,
+    };
+    Ok((world, left_out, notes))
 }

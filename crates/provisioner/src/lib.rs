@@ -8,7 +8,10 @@
 //! provider ([`cloud`]), links to its Node by providerID, and marks
 //! Launched, Registered, Initialized and Ready. Nodes of pools with an
 //! empty TTL are deleted once empty for it, through the
-//! `karpenter.sh/termination` finalizer (cordon, evict, delete).
+//! `karpenter.sh/termination` finalizer (cordon, evict, delete). Claims
+//! past `expireAfter` are deleted; the disruption controller
+//! ([`disruption`]) consolidates the other pools' nodes within their
+//! budgets.
 //!
 //! One controller (`outrigger_runtime::Controller`) runs four kinds of
 //! keys: each NodeClaim's lifecycle, the provisioning batch, pool and node
@@ -18,6 +21,7 @@
 
 pub mod cloud;
 pub mod cluster;
+pub mod disruption;
 mod explain;
 mod gc;
 mod lifecycle;
@@ -40,6 +44,7 @@ use std::{
 use k8s_openapi::api::{
     apps::v1::DaemonSet,
     core::v1::{Node, Pod},
+    policy::v1::PodDisruptionBudget,
 };
 use kube::{Api, ResourceExt, runtime::reflector::Store};
 use outrigger_karpenter_api::{
@@ -57,6 +62,7 @@ use crate::{
     cluster::Cluster,
 };
 
+pub use disruption::why::{WhyKeptArgs, why_kept};
 pub use explain::{ExplainArgs, ExplainError, why_pending};
 
 /// Flags of `outrigger provisioner` (Karpenter's settings where they exist).
@@ -121,6 +127,8 @@ pub(crate) enum Key {
     Status,
     /// Instances without claims, claims without instances.
     GarbageCollect,
+    /// The disruption controller: one decision at a time.
+    Disruption,
 }
 
 impl KeyKind for Key {
@@ -130,6 +138,7 @@ impl KeyKind for Key {
             Key::Provision => "provisioning",
             Key::Status => "status",
             Key::GarbageCollect => "garbagecollection",
+            Key::Disruption => "disruption",
         }
     }
 }
@@ -149,6 +158,7 @@ pub(crate) struct Ctx {
     pub provisioners: Store<Provisioner>,
     pub claims: Store<NodeClaim>,
     pub daemonsets: Store<DaemonSet>,
+    pub pdbs: Store<PodDisruptionBudget>,
     pub ec2nodeclasses: Store<EC2NodeClass>,
     pub kwoknodeclasses: Store<KWOKNodeClass>,
     pub metrics: metrics::Metrics,
@@ -172,6 +182,12 @@ pub(crate) struct Ctx {
     pub gc: Mutex<BTreeMap<usize, gc::State>>,
     /// What each AWS node class's selectors found.
     pub discovered: Mutex<status::Found>,
+    /// The disruption controller's command in flight and memory.
+    pub disruption: Mutex<disruption::State>,
+    /// Nodes a provisioning pass planned pending pods onto, and when.
+    pub nominated: Mutex<HashMap<String, std::time::Instant>>,
+    /// Each claim's pods when last seen (their changes are pod events).
+    pub pod_sets: Mutex<HashMap<String, u64>>,
 }
 
 impl Ctx {
@@ -205,6 +221,7 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Action, lifecycle::Error> {
         Key::Provision => Ok(provision::run(ctx).await),
         Key::Status => Ok(status::run(ctx).await),
         Key::GarbageCollect => gc::run(ctx).await,
+        Key::Disruption => disruption::run(ctx).await,
     }
 }
 
@@ -240,6 +257,10 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         store_with_changes(Api::<NodeClaim>::all(client.clone()), stop.clone());
     let daemonsets =
         outrigger_runtime::watch::store(Api::<DaemonSet>::all(client.clone()), stop.clone());
+    let (pdbs, pdbs_rx) = store_with_changes(
+        Api::<PodDisruptionBudget>::all(client.clone()),
+        stop.clone(),
+    );
     let (ec2nodeclasses, ec2_rx) =
         store_with_changes(Api::<EC2NodeClass>::all(client.clone()), stop.clone());
     let (kwoknodeclasses, kwok_rx) =
@@ -252,6 +273,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
             provisioners.wait_until_ready(),
             claims.wait_until_ready(),
             daemonsets.wait_until_ready(),
+            pdbs.wait_until_ready(),
             ec2nodeclasses.wait_until_ready(),
             kwoknodeclasses.wait_until_ready(),
         )
@@ -322,6 +344,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         provisioners,
         claims,
         daemonsets,
+        pdbs,
         ec2nodeclasses,
         kwoknodeclasses,
         metrics,
@@ -334,6 +357,9 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         last_batch: Mutex::new(None),
         gc: Mutex::new(Default::default()),
         discovered: Mutex::new(Default::default()),
+        disruption: Mutex::new(Default::default()),
+        nominated: Mutex::new(Default::default()),
+        pod_sets: Mutex::new(Default::default()),
     });
     if stop.is_cancelled() {
         return Ok(());
@@ -341,11 +367,16 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     forward(ctx.clone(), claims_rx, |ctx, c: &NodeClaim| {
         ctx.queue.add(Key::Claim(c.name_any()));
         ctx.queue.add(Key::Status);
+        ctx.queue.add(Key::Disruption);
     });
     forward(ctx.clone(), nodes_rx, |ctx, n: &Node| {
         if let Some(c) = ctx.claim_of_node(n) {
             ctx.queue.add(Key::Claim(c));
         }
+        ctx.queue.add(Key::Disruption);
+    });
+    forward(ctx.clone(), pdbs_rx, |ctx, _: &PodDisruptionBudget| {
+        ctx.queue.add(Key::Disruption);
     });
     forward(ctx.clone(), pods_rx, |ctx, p: &Pod| {
         ctx.pod_changes.notify_one();
@@ -355,11 +386,15 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         if let Some(c) = ctx.claim_of_pod(p) {
             ctx.queue.add(Key::Claim(c));
         }
+        if disruption::relevant(p) {
+            ctx.queue.add(Key::Disruption);
+        }
     });
     fn pools_changed<K>(ctx: &Ctx, _: &K) {
         ctx.pod_changes.notify_one();
         ctx.queue.add(Key::Provision);
         ctx.queue.add(Key::Status);
+        ctx.queue.add(Key::Disruption);
     }
     forward(ctx.clone(), nodepools_rx, pools_changed::<NodePool>);
     forward(ctx.clone(), provisioners_rx, pools_changed::<Provisioner>);
@@ -368,6 +403,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     ctx.queue.add(Key::Provision);
     ctx.queue.add(Key::Status);
     ctx.queue.add_after(Key::GarbageCollect, gc::PERIOD);
+    ctx.queue.add(Key::Disruption);
     tracing::info!(providers = ?ctx.providers.names(), "provisioner started");
     let worker_ctx = ctx.clone();
     controller

@@ -13,7 +13,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::{
+    core::v1::{Node, ObjectReference, Pod},
+    policy::v1::PodDisruptionBudget,
+};
 use kube::{
     Resource, ResourceExt,
     core::Status,
@@ -127,6 +130,7 @@ struct State {
     provisioners: Kind<Provisioner>,
     ec2nodeclasses: Kind<EC2NodeClass>,
     kwoknodeclasses: Kind<KWOKNodeClass>,
+    pdbs: Kind<PodDisruptionBudget>,
     /// Pods whose eviction a PodDisruptionBudget refuses (namespace/name).
     protected: BTreeSet<String>,
     /// (warning, reason, note), in order.
@@ -143,6 +147,7 @@ pub struct Stores {
     pub provisioners: Store<Provisioner>,
     pub ec2nodeclasses: Store<EC2NodeClass>,
     pub kwoknodeclasses: Store<KWOKNodeClass>,
+    pub pdbs: Store<PodDisruptionBudget>,
 }
 
 pub struct Memory {
@@ -158,6 +163,7 @@ impl Memory {
         let (provisioners, pr) = Kind::new();
         let (ec2nodeclasses, e) = Kind::new();
         let (kwoknodeclasses, k) = Kind::new();
+        let (pdbs, pd) = Kind::new();
         (
             Self {
                 state: Mutex::new(State {
@@ -169,6 +175,7 @@ impl Memory {
                     provisioners,
                     ec2nodeclasses,
                     kwoknodeclasses,
+                    pdbs,
                     protected: BTreeSet::new(),
                     events: vec![],
                 }),
@@ -181,6 +188,7 @@ impl Memory {
                 provisioners: pr,
                 ec2nodeclasses: e,
                 kwoknodeclasses: k,
+                pdbs: pd,
             },
         )
     }
@@ -213,6 +221,12 @@ impl Memory {
         if let Some(k) = key {
             s.pods.remove(&k);
         }
+    }
+
+    pub fn put_pdb(&self, p: PodDisruptionBudget) {
+        let mut s = self.state.locked();
+        let rv = Self::next(&mut s);
+        s.pdbs.put(p, rv);
     }
 
     pub fn put_nodepool(&self, p: NodePool) {

@@ -17,6 +17,13 @@ pub struct Metrics {
     pub terminated: Family<Labels, Counter>,
     pub solve_seconds: Histogram,
     pub batch_seconds: Histogram,
+    /// Disruption (Karpenter's `karpenter_voluntary_disruption_*`).
+    pub disruption_decisions: Family<Labels, Counter>,
+    pub disruption_eligible: Family<Labels, Gauge>,
+    pub disruption_seconds: Histogram,
+    pub disruption_rejected: Family<Labels, Counter>,
+    pub disrupted: Family<Labels, Counter>,
+    pub allowed_disruptions: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -28,6 +35,12 @@ impl Metrics {
             terminated: Family::default(),
             solve_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            disruption_decisions: Family::default(),
+            disruption_eligible: Family::default(),
+            disruption_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            disruption_rejected: Family::default(),
+            disrupted: Family::default(),
+            allowed_disruptions: Family::default(),
         };
         admin.with_registry(|r| {
             r.register(
@@ -59,6 +72,36 @@ impl Metrics {
                 "outrigger_provisioner_batch_to_nodeclaims_seconds",
                 "From a batch window closing to every NodeClaim of its plan created (snapshot, solve, creates)",
                 m.batch_seconds.clone(),
+            );
+            r.register(
+                "karpenter_voluntary_disruption_decisions",
+                "Disruption decisions, by decision, reason and consolidation type",
+                m.disruption_decisions.clone(),
+            );
+            r.register(
+                "karpenter_voluntary_disruption_eligible_nodes",
+                "Nodes that may be disrupted at the last pass, by reason",
+                m.disruption_eligible.clone(),
+            );
+            r.register(
+                "karpenter_voluntary_disruption_decision_evaluation_duration_seconds",
+                "Time to find a disruption decision (one pass)",
+                m.disruption_seconds.clone(),
+            );
+            r.register(
+                "outrigger_disruption_commands_abandoned",
+                "Disruption commands dropped at validation, by reason",
+                m.disruption_rejected.clone(),
+            );
+            r.register(
+                "karpenter_nodeclaims_disrupted",
+                "NodeClaims disrupted, by reason, nodepool and capacity type",
+                m.disrupted.clone(),
+            );
+            r.register(
+                "karpenter_nodepools_allowed_disruptions",
+                "Disruptions a pool's budgets allow now, by nodepool and reason",
+                m.allowed_disruptions.clone(),
             );
         });
         m

@@ -324,14 +324,10 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
 }
 
 /// Snapshot, solve, create the claims.
-pub(crate) async fn provision(ctx: &Ctx) {
-    let closed = Instant::now();
-    let catalogue = ctx.providers.catalogue();
-    let mut pools = pools(ctx).await;
-    // A pool whose node class cannot launch (missing, provider not
-    // enabled) launches nothing; its status says why.
+/// The pools that may launch now (valid, their node class ready).
+pub(crate) async fn usable_pools(ctx: &Ctx) -> Vec<Pool> {
     let mut usable = vec![];
-    for p in pools.drain(..) {
+    for p in pools(ctx).await {
         match ctx.providers.class_problem(&p.node_class) {
             None => usable.push(p),
             Some(why) => {
@@ -339,23 +335,35 @@ pub(crate) async fn provision(ctx: &Ctx) {
             }
         }
     }
-    // Claims still launching (including ones created a moment ago that the
-    // watch has not shown yet).
+    usable
+}
+
+/// Every claim, including ones created a moment ago that the watch has
+/// not shown yet.
+pub(crate) fn claims_now(ctx: &Ctx) -> BTreeMap<String, NodeClaim> {
     let mut claims: BTreeMap<String, NodeClaim> = ctx
         .claims
         .state()
         .iter()
         .map(|c| (c.name_any(), c.as_ref().clone()))
         .collect();
-    {
-        // Until the watch shows them, and not for ever: a claim deleted
-        // before this batch ran is not capacity (termination drops it too).
-        let mut created = ctx.created.locked();
-        created.retain(|(at, c)| !claims.contains_key(&c.name_any()) && at.elapsed() < CREATED_TTL);
-        for (_, c) in created.iter() {
-            claims.insert(c.name_any(), c.clone());
-        }
+    // Until the watch shows them, and not for ever: a claim deleted
+    // before this batch ran is not capacity (termination drops it too).
+    let mut created = ctx.created.locked();
+    created.retain(|(at, c)| !claims.contains_key(&c.name_any()) && at.elapsed() < CREATED_TTL);
+    for (_, c) in created.iter() {
+        claims.insert(c.name_any(), c.clone());
     }
+    claims
+}
+
+pub(crate) async fn provision(ctx: &Ctx) {
+    let closed = Instant::now();
+    let catalogue = ctx.providers.catalogue();
+    // A pool whose node class cannot launch (missing, provider not
+    // enabled) launches nothing; its status says why.
+    let usable = usable_pools(ctx).await;
+    let claims = claims_now(ctx);
     let world = World {
         pods: ctx.pods.state(),
         nodes: ctx.nodes.state(),
@@ -422,7 +430,7 @@ pub(crate) async fn provision(ctx: &Ctx) {
             let pool = &pools[c.pool];
             let problem = &problem;
             async move {
-                match create_claim(ctx, problem, pool, c).await {
+                match create_claim(ctx, problem, pool, c, "provisioning").await {
                     Ok(name) => Some(name),
                     Err(e) => {
                         tracing::error!(error = %e, nodepool = %pool.model.name, "creating a nodeclaim");
@@ -451,7 +459,14 @@ pub(crate) async fn provision(ctx: &Ctx) {
             Target::Node(n) if problem.nodes[*n].in_flight => {
                 upstream::nominated(&problem.nodes[*n].name)
             }
-            Target::Node(_) => continue,
+            Target::Node(n) => {
+                // A pending pod is to land here: not a disruption
+                // candidate for a while.
+                ctx.nominated
+                    .locked()
+                    .insert(problem.nodes[*n].name.clone(), Instant::now());
+                continue;
+            }
         };
         ctx.cluster
             .event(
@@ -521,11 +536,12 @@ fn pool_owner(
     )
 }
 
-async fn create_claim(
+pub(crate) async fn create_claim(
     ctx: &Ctx,
     problem: &Problem,
     pool: &Pool,
     c: &model::NewClaim,
+    reason: &str,
 ) -> Result<String, kube::Error> {
     let name = format!("{}-{}", pool.model.name, outrigger_runtime::name_suffix());
     let mut req = c.requirements.clone();
@@ -544,12 +560,24 @@ async fn create_claim(
     }
     let mut node_labels = pool.model.labels.clone();
     node_labels.insert(LABEL_NODEPOOL.to_string(), pool.model.name.clone());
-    let (taints, startup_taints) = match &pool.source {
+    let (taints, startup_taints, expire_after, termination_grace_period) = match &pool.source {
         Source::NodePool(np) => (
             np.spec.template.spec.taints.clone(),
             np.spec.template.spec.startup_taints.clone(),
+            np.spec.template.spec.expire_after.clone(),
+            np.spec.template.spec.termination_grace_period.clone(),
         ),
-        Source::Provisioner(p) => (p.spec.taints.clone(), p.spec.startup_taints.clone()),
+        Source::Provisioner(p) => (
+            p.spec.taints.clone(),
+            p.spec.startup_taints.clone(),
+            // ttlSecondsUntilExpired; unset: never.
+            Some(
+                p.spec
+                    .ttl_seconds_until_expired
+                    .map_or_else(|| "Never".to_string(), |s| format!("{}s", s.max(0))),
+            ),
+            None,
+        ),
     };
     let requests: BTreeMap<String, Quantity> = to_quantities(&c.requests)
         .into_iter()
@@ -574,8 +602,8 @@ async fn create_claim(
             requirements: api_requirements(&req),
             resources: ResourceRequirements { requests },
             node_class_ref: pool.node_class.clone(),
-            termination_grace_period: None,
-            expire_after: None,
+            termination_grace_period,
+            expire_after,
         },
         status: None,
     };
@@ -585,7 +613,7 @@ async fn create_claim(
         .created
         .get_or_create(&labels(&[
             ("nodepool", pool.model.name.as_str()),
-            ("reason", "provisioning"),
+            ("reason", reason),
         ]))
         .inc();
     tracing::info!(

@@ -54,6 +54,7 @@ pub fn harness() -> Harness {
         provisioners: stores.provisioners.clone(),
         claims: stores.claims.clone(),
         daemonsets,
+        pdbs: stores.pdbs.clone(),
         ec2nodeclasses: stores.ec2nodeclasses.clone(),
         kwoknodeclasses: stores.kwoknodeclasses.clone(),
         metrics: Metrics::register(&admin),
@@ -66,6 +67,9 @@ pub fn harness() -> Harness {
         last_batch: Mutex::new(None),
         gc: Mutex::new(Default::default()),
         discovered: Mutex::new(Default::default()),
+        disruption: Mutex::new(Default::default()),
+        nominated: Mutex::new(Default::default()),
+        pod_sets: Mutex::new(Default::default()),
     });
     Harness {
         ctx,

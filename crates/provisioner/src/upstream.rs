@@ -16,11 +16,25 @@ pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
 /// Outrigger's own, kept off the node.
 pub const POOL_KIND: &str = "karpenter.sh/nodepool-kind";
 
+/// On a pod: it keeps its node (`"true"`, or a duration since it
+/// started); on a Node or NodeClaim: the node is not disrupted.
+pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// Outrigger's own, on a NodePool (or Provisioner): the least a
+/// consolidation must save, `"0.05"` ($/h) or `"20%"` of the price of the
+/// nodes it removes. Off by default (Karpenter's behaviour).
+pub const MIN_SAVINGS: &str = "outrigger.dev/consolidation-min-savings";
+
 /// NodeClaim condition types.
 pub const LAUNCHED: &str = "Launched";
 pub const REGISTERED: &str = "Registered";
 pub const INITIALIZED: &str = "Initialized";
 pub const READY: &str = "Ready";
+pub const CONSOLIDATABLE: &str = "Consolidatable";
+pub const DRIFTED: &str = "Drifted";
+pub const EXPIRED: &str = "Expired";
+/// Set on the candidates of a disruption command, its reason the
+/// method's (`Underutilized`, `Empty`, `Drifted`).
+pub const DISRUPTION_REASON: &str = "DisruptionReason";
 
 /// Event reasons.
 pub const NOMINATED: &str = "Nominated";
@@ -28,6 +42,11 @@ pub const FAILED_SCHEDULING: &str = "FailedScheduling";
 pub const LAUNCH_FAILED: &str = "LaunchFailed";
 pub const VALIDATION_FAILED: &str = "ValidationFailed";
 pub const LIMIT_REACHED: &str = "LimitReached";
+pub const DISRUPTION_BLOCKED: &str = "DisruptionBlocked";
+pub const UNCONSOLIDATABLE: &str = "Unconsolidatable";
+pub const DISRUPTION_LAUNCHING: &str = "DisruptionLaunching";
+pub const DISRUPTION_WAITING_READINESS: &str = "DisruptionWaitingReadiness";
+pub const DISRUPTION_TERMINATING: &str = "DisruptionTerminating";
 
 /// Log lines.
 pub const WAITING_FOR_PODS: &str = "Waiting for unschedulable pods";
@@ -38,6 +57,10 @@ pub const DELETED_NODE: &str = "Deleted node";
 pub const FOUND_PODS: &str = "found provisionable pod(s)";
 pub const COMPUTED_CLAIMS: &str = "computed new nodeclaim(s) to fit pod(s)";
 pub const GC_CLAIM: &str = "garbage collecting nodeclaim with no cloudprovider representation";
+pub const EXPIRED_CLAIM: &str = "deleting expired nodeclaim";
+pub const MARKED_CONSOLIDATABLE: &str = "marking consolidatable";
+pub const REMOVED_CONSOLIDATABLE: &str = "removing consolidatable status condition";
+pub const ABANDONED: &str = "abandoning disruption attempt, command is no longer valid";
 
 /// `Launched instance: i-0de2575ffe2589d78, hostname: ip-172-31-101-124...,
 /// type: m6i.xlarge, zone: ap-southeast-1a, capacityType: spot`.
@@ -67,4 +90,39 @@ pub fn nominated(claim: &str) -> String {
 /// A FailedScheduling Event's note.
 pub fn failed_to_schedule(reason: &str) -> String {
     format!("Failed to schedule pod, {reason}")
+}
+
+/// `disrupting nodeclaim(s) via replace, terminating 1 nodes (3 pods)
+/// ip-10-0-1-2/m5.2xlarge/on-demand and replacing with spot node from
+/// types m5.large, c5.large and 13 other(s)`.
+pub fn disrupting(
+    decision: &str,
+    nodes: &[(String, String, String)],
+    pods: usize,
+    replacement: Option<(&str, &[String])>,
+) -> String {
+    let list: Vec<String> = nodes
+        .iter()
+        .map(|(n, t, ct)| format!("{n}/{t}/{ct}"))
+        .collect();
+    let mut s = format!(
+        "disrupting nodeclaim(s) via {decision}, terminating {} nodes ({pods} pods) {}",
+        nodes.len(),
+        list.join(", ")
+    );
+    if let Some((ct, types)) = replacement {
+        s.push_str(&format!(
+            " and replacing with {ct} node from types {}",
+            type_list(types)
+        ));
+    }
+    s
+}
+
+/// At most five names, then `and N other(s)`, as Karpenter lists types.
+pub fn type_list(types: &[String]) -> String {
+    if types.len() <= 5 {
+        return types.join(", ");
+    }
+    format!("{} and {} other(s)", types[..5].join(", "), types.len() - 5)
 }

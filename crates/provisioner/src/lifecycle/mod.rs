@@ -46,6 +46,9 @@ const SETTLE: Duration = Duration::from_secs(5);
 const REGISTRATION_CHECK: Duration = Duration::from_secs(10);
 /// A termination waiting on evictions a PDB refused tries again after this.
 const EVICTION_RETRY: Duration = Duration::from_secs(2);
+/// Pod events closer than this to the last are not recorded (Karpenter's
+/// `dedupeTimeout`).
+const POD_EVENT_DEDUPE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -140,6 +143,46 @@ async fn set_conditions(
     Ok(())
 }
 
+/// Sets one condition on the claim (a no-op when it already says so).
+pub(crate) async fn set_condition(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    type_: &str,
+    status: Status,
+    reason: &str,
+    message: String,
+) -> Result<(), Error> {
+    set_conditions(ctx, claim, &[(type_, status, reason, message)]).await
+}
+
+/// Removes a condition from the claim (Karpenter clears `Consolidatable`
+/// and `DisruptionReason` rather than setting them False).
+pub(crate) async fn clear_condition(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    type_: &str,
+) -> Result<(), Error> {
+    let Some(fresh) = ctx.cluster.get_claim(&claim.name_any()).await? else {
+        return Ok(());
+    };
+    let conds: Vec<Condition> = fresh
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    if !conds.iter().any(|c| c.type_ == type_) {
+        return Ok(());
+    }
+    let kept: Vec<Condition> = conds.into_iter().filter(|c| c.type_ != type_).collect();
+    ctx.cluster
+        .patch_claim_status(
+            &claim.name_any(),
+            serde_json::json!({"status": {"conditions": kept}}),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The Node of a claim: the one with its providerID.
 fn node_of(ctx: &Ctx, provider_id: &str) -> Option<std::sync::Arc<Node>> {
     ctx.nodes
@@ -170,6 +213,60 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, Error> {
     ctx.cluster
         .add_finalizer(&claim, upstream::FINALIZER)
         .await?;
+    // expireAfter: forceful, whatever the budgets.
+    let expires_in = claim.metadata.creation_timestamp.as_ref().and_then(|t| {
+        outrigger_disruption::expire::expires_in(
+            t.0,
+            crate::disruption::facts::expire_after(&claim),
+            jiff::Timestamp::now(),
+        )
+    });
+    if expires_in == Some(Duration::ZERO) {
+        return expire(ctx, &claim).await;
+    }
+    let action = step(ctx, &claim).await?;
+    Ok(match (action, expires_in) {
+        (Action::Done, Some(d)) => Action::requeue(d),
+        (Action::RequeueAfter(a), Some(d)) => Action::requeue(a.min(d)),
+        (a, None) => a,
+    })
+}
+
+/// Deletes an expired claim (its node drains through the finalizer).
+async fn expire(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
+    let (kind, pool) = pool_field(claim);
+    set_conditions(
+        ctx,
+        claim,
+        &[(upstream::EXPIRED, Status::True, "Expired", String::new())],
+    )
+    .await?;
+    ctx.cluster.delete_claim(&claim.name_any()).await?;
+    tracing::info!(pool = %pool, kind, nodeclaim = %claim.name_any(), "{}", upstream::EXPIRED_CLAIM);
+    ctx.metrics
+        .disrupted
+        .get_or_create(&labels(&[
+            ("reason", "expired"),
+            ("nodepool", pool.as_str()),
+            (
+                "capacity_type",
+                claim
+                    .labels()
+                    .get(LABEL_CAPACITY_TYPE)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            ),
+        ]))
+        .inc();
+    Ok(Action::Done)
+}
+
+/// One step of a live claim's lifecycle: launch, register, initialize,
+/// then its pods' events, `Consolidatable`, and the empty-node TTL.
+async fn step(ctx: &Ctx, claim: &std::sync::Arc<NodeClaim>) -> Result<Action, Error> {
+    let name = claim.name_any();
+    let name = name.as_str();
+    let claim = claim.clone();
     let status = claim.status.clone().unwrap_or_default();
     let Some(provider_id) = status.provider_id.clone() else {
         return launch(ctx, &claim).await;
@@ -240,10 +337,108 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, Error> {
     if since < SETTLE {
         return Ok(Action::requeue(SETTLE - since));
     }
-    match pool_of(ctx, &claim) {
-        Some(p) => emptiness(ctx, &claim, &node, &p).await,
-        None => Ok(Action::Done),
+    let Some(p) = pool_of(ctx, &claim) else {
+        return Ok(Action::Done);
+    };
+    let consolidatable_in = consolidatable(ctx, &claim, &node, &p).await?;
+    let action = emptiness(ctx, &claim, &node, &p).await?;
+    Ok(match (action, consolidatable_in) {
+        (Action::Done, Some(d)) => Action::requeue(d),
+        (Action::RequeueAfter(a), Some(d)) => Action::requeue(a.min(d)),
+        (a, None) => a,
+    })
+}
+
+/// Pods scheduled to or removed from the node are events
+/// (`status.lastPodEventTime`, at most every [`POD_EVENT_DEDUPE`]); the
+/// claim is `Consolidatable` once its pool's `consolidateAfter` has passed
+/// since the last one (or since it initialized), and the condition is
+/// removed while it has not. Returns when it will have passed.
+async fn consolidatable(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    node: &Node,
+    pool: &pools::Pool,
+) -> Result<Option<Duration>, Error> {
+    let node_name = node.name_any();
+    let mut uids: Vec<&str> = vec![];
+    let state = ctx.pods.state();
+    for p in state.iter().filter(|p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name.as_str())
+            && !pods::is_daemon(p)
+            && pods::is_active(p)
+            && p.metadata.deletion_timestamp.is_none()
+    }) {
+        uids.push(p.metadata.uid.as_deref().unwrap_or_default());
     }
+    uids.sort_unstable();
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        uids.hash(&mut h);
+        h.finish()
+    };
+    let name = claim.name_any();
+    let before = ctx.pod_sets.locked().insert(name.clone(), digest);
+    let status = claim.status.clone().unwrap_or_default();
+    let mut last = status.last_pod_event_time.as_ref().map(|t| t.0);
+    let now = jiff::Timestamp::now();
+    if before.is_some_and(|b| b != digest) && last.is_none_or(|l| since(l) >= POD_EVENT_DEDUPE) {
+        ctx.cluster
+            .patch_claim_status(
+                &name,
+                serde_json::json!({"status": {"lastPodEventTime": now.to_string()}}),
+            )
+            .await?;
+        last = Some(now);
+    }
+    let has = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == upstream::CONSOLIDATABLE);
+    let after = if pool.empty_ttl.is_some() {
+        // Emptiness by the TTL; not consolidated.
+        None
+    } else {
+        crate::disruption::facts::policy(pool)
+            .ok()
+            .and_then(|p| p.consolidate_after)
+    };
+    let Some(after) = after else {
+        if has {
+            clear_condition(ctx, claim, upstream::CONSOLIDATABLE).await?;
+        }
+        return Ok(None);
+    };
+    let Some(from) = last.or_else(|| {
+        conditions::get(&status.conditions, upstream::INITIALIZED).map(|c| c.last_transition_time.0)
+    }) else {
+        return Ok(None);
+    };
+    let waited = since(from);
+    if waited >= after {
+        if !conditions::is_true(&status.conditions, upstream::CONSOLIDATABLE) {
+            set_conditions(
+                ctx,
+                claim,
+                &[(
+                    upstream::CONSOLIDATABLE,
+                    Status::True,
+                    "Consolidatable",
+                    String::new(),
+                )],
+            )
+            .await?;
+            tracing::debug!(nodeclaim = %name, "{}", upstream::MARKED_CONSOLIDATABLE);
+            ctx.queue.add(crate::Key::Disruption);
+        }
+        return Ok(None);
+    }
+    if has {
+        clear_condition(ctx, claim, upstream::CONSOLIDATABLE).await?;
+        tracing::debug!(nodeclaim = %name, "{}", upstream::REMOVED_CONSOLIDATABLE);
+    }
+    Ok(Some(after - waited))
 }
 
 fn since(t: jiff::Timestamp) -> Duration {
@@ -414,29 +609,38 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
     // was created.
     ctx.created.locked().retain(|(_, c)| c.name_any() != name);
     ctx.launched.locked().remove(&name);
+    ctx.pod_sets.locked().remove(&name);
     if !claim.finalizers().iter().any(|f| f == upstream::FINALIZER) {
         return Ok(Action::Done);
     }
     let status = claim.status.clone().unwrap_or_default();
     let node_name = status.node_name.clone().unwrap_or_else(|| name.clone());
     if let Some(node) = ctx.nodes.find(|n| n.name_any() == node_name) {
-        let cordoned = node
+        let tainted = node
             .spec
             .as_ref()
             .and_then(|s| s.taints.as_ref())
             .is_some_and(|ts| ts.iter().any(|t| t.key == upstream::DISRUPTED_TAINT));
-        if !cordoned {
+        let unschedulable = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
+        if !(tainted && unschedulable) {
             let mut taints = node
                 .spec
                 .as_ref()
                 .and_then(|s| s.taints.clone())
                 .unwrap_or_default();
-            taints.push(Taint {
-                key: upstream::DISRUPTED_TAINT.into(),
-                effect: "NoSchedule".into(),
-                value: None,
-                time_added: None,
-            });
+            // A disruption command may have tainted it already.
+            if !tainted {
+                taints.push(Taint {
+                    key: upstream::DISRUPTED_TAINT.into(),
+                    effect: "NoSchedule".into(),
+                    value: None,
+                    time_added: None,
+                });
+            }
             ctx.cluster
                 .patch_node(
                     &node_name,

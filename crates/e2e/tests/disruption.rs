@@ -1,0 +1,212 @@
+//! Cluster tests of the provisioner's disruption controller with the kwok
+//! provider: an over-provisioned pool consolidates within its budget, and
+//! a do-not-disrupt pod keeps its node.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Event, Node, Pod},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
+};
+use outrigger_e2e::{
+    TestNamespace, env, eventually,
+    karpenter::{all_running, inflate, nodepool, nodes_of},
+};
+use outrigger_karpenter_api::v1::NodePool;
+
+/// Hourly price of the nodes, as the kwok provider's catalogue prices
+/// them (EKS on-demand prices; spot a third of on-demand).
+fn price(nodes: &[Node]) -> f64 {
+    nodes
+        .iter()
+        .map(|n| {
+            let l = n.labels();
+            let od = match l["node.kubernetes.io/instance-type"].as_str() {
+                "m6i.large" => 0.096,
+                "m6i.xlarge" => 0.192,
+                other => panic!("unexpected type {other}"),
+            };
+            if l["karpenter.sh/capacity-type"] == "spot" {
+                (od / 3.0 * 1e4_f64).round() / 1e4
+            } else {
+                od
+            }
+        })
+        .sum()
+}
+
+fn disrupted(n: &Node) -> bool {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| ts.iter().any(|t| t.key == "karpenter.sh/disrupted"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn an_over_provisioned_pool_consolidates_within_its_budget() -> Result<()> {
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "disrupt").await?;
+    let pool = format!("e2e-disrupt-{}", std::process::id());
+    let selector = format!("karpenter.sh/nodepool={pool}");
+    let pools: Api<NodePool> = Api::all(client.clone());
+    let mut np = nodepool(&pool, "0s", &["m6i.large", "m6i.xlarge"])?;
+    np.spec.disruption.consolidation_policy =
+        outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
+    np.spec.disruption.budgets = vec![outrigger_karpenter_api::v1::Budget {
+        reasons: vec![],
+        nodes: "40%".into(),
+        schedule: None,
+        duration: None,
+    }];
+    pools.create(&PostParams::default(), &np).await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys
+        .create(&PostParams::default(), &inflate(&pool, 20, "1")?)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    all_running(&pods, 20, Duration::from_secs(60)).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let before = nodes_of(&nodes, &selector).await?;
+    assert_eq!(before.len(), 7, "20 pods of 1 cpu: 7 nodes");
+    let price_before = price(&before);
+
+    // One pod that must not move.
+    let keep = pods
+        .list(&ListParams::default().labels("app=inflate"))
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .expect("a pod");
+    let kept_node = keep
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("bound");
+    pods.patch(
+        &keep.name_any(),
+        &PatchParams::default(),
+        // The highest deletion cost: the scale-down keeps it.
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+            "karpenter.sh/do-not-disrupt": "true",
+            "controller.kubernetes.io/pod-deletion-cost": "1000",
+        }}})),
+    )
+    .await?;
+
+    // Sample how many of the pool's nodes are disrupted at once.
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let most = most.clone();
+        let nodes = nodes.clone();
+        let selector = selector.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(l) = nodes_of(&nodes, &selector).await {
+                    let n = l.iter().filter(|n| disrupted(n)).count();
+                    most.fetch_max(n, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    // Scale to 5 (the pod that must stay among them).
+    deploys
+        .patch(
+            "inflate",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
+        )
+        .await?;
+    let started = Instant::now();
+    let settled = eventually(
+        "the pool consolidated to 3 nodes or fewer",
+        Duration::from_secs(120),
+        || async {
+            let l = nodes_of(&nodes, &selector).await?;
+            let running = pods
+                .list(&ListParams::default().labels("app=inflate"))
+                .await?
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                        && p.metadata.deletion_timestamp.is_none()
+                })
+                .count();
+            Ok((l.len() <= 3 && running == 5 && !l.iter().any(disrupted)).then_some(l))
+        },
+    )
+    .await?;
+    let took = started.elapsed();
+    sampler.abort();
+    let price_after = price(&settled);
+    let most = most.load(Ordering::Relaxed);
+    eprintln!(
+        "consolidated 7 -> {} nodes in {took:?}; ${price_before:.4}/h -> ${price_after:.4}/h; at most {most} disrupted at once",
+        settled.len()
+    );
+    if price_after >= price_before {
+        bail!("the price did not fall: {price_before} -> {price_after}");
+    }
+    // 40 % of 7 initialized nodes, rounded up: 3 at a time.
+    if most > 3 {
+        bail!("{most} nodes were disrupted at once, the budget allows 3");
+    }
+    // The do-not-disrupt pod's node is still there, with its pod.
+    if !settled.iter().any(|n| n.name_any() == kept_node) {
+        bail!("{kept_node} (with a do-not-disrupt pod) was consolidated");
+    }
+    let p = pods.get(&keep.name_any()).await?;
+    assert_eq!(
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some(kept_node.as_str())
+    );
+    // Its claim says why it stays (a DisruptionBlocked Event).
+    let events: Api<Event> = Api::all(client.clone());
+    let blocked: BTreeMap<String, String> = events
+        .list(&ListParams::default().fields("reason=DisruptionBlocked"))
+        .await?
+        .items
+        .into_iter()
+        .map(|e| {
+            (
+                e.involved_object.name.clone().unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect();
+    if !blocked
+        .values()
+        .any(|m| m.contains("do-not-disrupt") && m.contains(&keep.name_any()))
+    {
+        bail!(
+            "no DisruptionBlocked event names {}: {blocked:?}",
+            keep.name_any()
+        );
+    }
+    // `outrigger why-kept` names the pod that keeps it.
+    let why = env.run("outrigger", &["why-kept", &kept_node])?;
+    eprintln!("{why}");
+    if !(why.contains("do-not-disrupt") && why.contains(&keep.name_any())) {
+        bail!("why-kept does not name the do-not-disrupt pod:\n{why}");
+    }
+    deploys.delete("inflate", &Default::default()).await?;
+    pools.delete(&pool, &Default::default()).await?;
+    ns.cleanup().await?;
+    Ok(())
+}
