@@ -128,8 +128,9 @@ pub struct NodeFacts {
     pub consolidatable: bool,
     /// When `consolidateAfter` will have passed, if it has not.
     pub consolidatable_at: Option<jiff::Timestamp>,
-    /// The claim's `Drifted` condition.
+    /// The claim's `Drifted` condition, and since when.
     pub drifted: bool,
+    pub drifted_since: Option<jiff::Timestamp>,
     /// `expireAfter` left, as a fraction (1 without `expireAfter`).
     pub lifetime_remaining: f64,
     /// The claim has a `terminationGracePeriod` (eventual disruption may

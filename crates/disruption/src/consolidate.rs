@@ -99,7 +99,9 @@ pub struct Command {
     pub method: Method,
     /// Indices into the facts.
     pub candidates: Vec<usize>,
-    pub replacement: Option<Replacement>,
+    /// The nodes that replace them (at most one for consolidation; drift
+    /// launches what the candidate's pods need).
+    pub replacements: Vec<Replacement>,
     /// Hourly price of the candidates.
     pub removed_price: f64,
     /// Where each moved pod goes: (pod, node or new node).
@@ -107,8 +109,13 @@ pub struct Command {
 }
 
 impl Command {
+    /// The one replacement of a consolidation.
+    pub fn replacement(&self) -> Option<&Replacement> {
+        self.replacements.first()
+    }
+
     pub fn decision(&self) -> Decision {
-        if self.replacement.is_some() {
+        if !self.replacements.is_empty() {
             Decision::Replace
         } else {
             Decision::Delete
@@ -116,7 +123,7 @@ impl Command {
     }
 
     pub fn savings(&self) -> f64 {
-        self.removed_price - self.replacement.as_ref().map_or(0.0, |r| r.price)
+        self.removed_price - self.replacements.iter().map(|r| r.price).sum::<f64>()
     }
 }
 
@@ -213,7 +220,7 @@ pub fn emptiness(input: &Input, candidates: &[Candidate], budgets: &mut Budgets)
         out.command = Some(Command {
             method: Method::Emptiness,
             candidates: chosen,
-            replacement: None,
+            replacements: vec![],
             removed_price,
             moves: vec![],
         });
@@ -254,10 +261,10 @@ pub fn multi_node(input: &Input, candidates: &[Candidate], budgets: &mut Budgets
         let mid = (lo + hi) / 2;
         let set = &usable[..=mid.min(usable.len() - 1)];
         let valid = match compute(input, set, Method::MultiNode) {
-            Ok(mut cmd) => match cmd.replacement.take() {
+            Ok(mut cmd) => match cmd.replacements.pop() {
                 None => Some(cmd),
                 Some(r) => filter_out_same_type(input, r, set).map(|r| {
-                    cmd.replacement = Some(r);
+                    cmd.replacements = vec![r];
                     cmd
                 }),
             },
@@ -369,7 +376,7 @@ pub fn compute(input: &Input, nodes: &[usize], method: Method) -> Result<Command
             let cmd = Command {
                 method,
                 candidates: nodes.to_vec(),
-                replacement: None,
+                replacements: vec![],
                 removed_price,
                 moves,
             };
@@ -429,7 +436,7 @@ pub fn compute(input: &Input, nodes: &[usize], method: Method) -> Result<Command
     let cmd = Command {
         method,
         candidates: nodes.to_vec(),
-        replacement: Some(Replacement { claim, price }),
+        replacements: vec![Replacement { claim, price }],
         removed_price,
         moves,
     };
@@ -448,7 +455,7 @@ pub fn still_valid(before: &Command, now: Result<Command, String>) -> Result<Com
             now.decision().as_str()
         ));
     }
-    if let (Some(a), Some(b)) = (&before.replacement, &now.replacement) {
+    if let (Some(a), Some(b)) = (before.replacement(), now.replacement()) {
         let fresh: BTreeSet<usize> = b.claim.instance_types.iter().copied().collect();
         if !a.claim.instance_types.iter().all(|t| fresh.contains(t)) {
             return Err("the replacement's instance types changed".into());
@@ -535,7 +542,7 @@ fn min_values(req: &Requirements) -> usize {
         .unwrap_or(0)
 }
 
-fn order_by_price(problem: &Problem, claim: &mut NewClaim) {
+pub(crate) fn order_by_price(problem: &Problem, claim: &mut NewClaim) {
     let req = claim.requirements.clone();
     claim.instance_types.sort_by(|&a, &b| {
         let pa = price_under(problem, a, &req).unwrap_or(f64::MAX);

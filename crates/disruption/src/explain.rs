@@ -40,7 +40,7 @@ pub fn why_kept(input: &Input, pass: &Pass, node: usize, now: Timestamp) -> Vec<
             cmd.candidates.len() - 1,
             money(cmd.savings())
         ));
-        if let Some(r) = &cmd.replacement {
+        for r in &cmd.replacements {
             let types: Vec<&str> = r
                 .claim
                 .instance_types

@@ -14,6 +14,8 @@
 //!   Karpenter's price rules (a replacement must be cheaper; on-demand to
 //!   spot; spot to spot only with enough cheaper types) and, beyond
 //!   Karpenter, a pool's least saving worth a disruption;
+//! - [`drift`]: a claim whose pool changed (template hash, requirements)
+//!   and the drift method that replaces it;
 //! - [`expire`]: when `expireAfter` runs out;
 //! - [`explain`]: `why-kept`'s reasons for one node.
 //!
@@ -22,6 +24,7 @@
 pub mod budget;
 pub mod candidate;
 pub mod consolidate;
+pub mod drift;
 pub mod expire;
 pub mod explain;
 
@@ -74,10 +77,9 @@ pub struct Pass {
     pub constrained_by_budgets: bool,
 }
 
-/// One disruption pass over consolidation's methods in Karpenter v1's
-/// order: empty nodes, multi-node, single-node (drift runs before
-/// multi-node when it lands). Candidates are taken cheapest to disrupt
-/// first; each method gets fresh budgets.
+/// One disruption pass over the methods in Karpenter v1's order: empty
+/// nodes, drift, multi-node, single-node. Candidates are taken cheapest to
+/// disrupt first; each method gets fresh budgets.
 pub fn consolidation_pass(input: &Input, now: Timestamp) -> Pass {
     let mut pass = Pass::default();
     let mut candidates = vec![];
@@ -101,6 +103,11 @@ pub fn consolidation_pass(input: &Input, now: Timestamp) -> Pass {
         consolidate::emptiness(input, &candidates, &mut b),
         &mut pass,
     ) {
+        pass.command = Some(c);
+        return pass;
+    }
+    let mut b = budgets(input.nodes, input.pools, now, Reason::Drifted);
+    if let Some(c) = take(drift::drift_method(input, &mut b), &mut pass) {
         pass.command = Some(c);
         return pass;
     }

@@ -230,7 +230,7 @@ fn replace_can_replace_node_if_the_candidate_is_on_demand_node() {
     assert_eq!(cmd.decision(), Decision::Replace);
     // Every type whose spot offerings all cost less than the node (the
     // node's own type as spot among them), cheapest first.
-    let r = cmd.replacement.as_ref().unwrap();
+    let r = cmd.replacement().unwrap();
     let prices: Vec<f64> = r
         .claim
         .instance_types
@@ -246,7 +246,7 @@ fn replace_can_replace_node_if_the_candidate_is_on_demand_node() {
     assert!(prices.iter().all(|p| *p < cmd.removed_price), "{prices:?}");
     assert!(r.price < cmd.removed_price / 10.0, "{}", r.price);
     // On-demand replaced where spot is allowed: pinned to spot.
-    let r = cmd.replacement.as_ref().unwrap();
+    let r = cmd.replacement().unwrap();
     let ct = r.claim.requirements.get(LABEL_CAPACITY_TYPE).unwrap();
     assert!(ct.allows(Some("spot")) && !ct.allows(Some("on-demand")));
     assert!(cmd.savings() > 0.0);
@@ -328,7 +328,7 @@ fn replace_spot_to_spot_consolidation_should_order_the_instance_types_by_price_b
  {
     let w = one_node("spot");
     let cmd = w.command();
-    let r = cmd.replacement.as_ref().unwrap();
+    let r = cmd.replacement().unwrap();
     let prices: Vec<f64> = r
         .claim
         .instance_types

@@ -210,3 +210,137 @@ async fn an_over_provisioned_pool_consolidates_within_its_budget() -> Result<()>
     ns.cleanup().await?;
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn drifted_nodes_are_replaced_one_at_a_time_each_replacement_first() -> Result<()> {
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "drift").await?;
+    let pool = format!("e2e-drift-{}", std::process::id());
+    let selector = format!("karpenter.sh/nodepool={pool}");
+    let pools: Api<NodePool> = Api::all(client.clone());
+    // Consolidation off: drift is the only reason to disrupt; the default
+    // budget (10%) lets one node go at a time.
+    let mut np = nodepool(&pool, "Never", &["m6i.large", "m6i.xlarge"])?;
+    np.spec.disruption.consolidation_policy =
+        outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
+    pools.create(&PostParams::default(), &np).await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys
+        .create(&PostParams::default(), &inflate(&pool, 6, "1")?)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    all_running(&pods, 6, Duration::from_secs(60)).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let before = nodes_of(&nodes, &selector).await?;
+    assert_eq!(before.len(), 2, "6 pods of 1 cpu: 2 m6i.xlarge");
+    let family = |n: &Node| {
+        n.labels()["node.kubernetes.io/instance-type"]
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let cordoned = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+    };
+
+    // The pool now wants m5 nodes: every m6i node has drifted.
+    let mut spec = serde_json::to_value(&np.spec.template.spec.requirements)?;
+    spec[1]["values"] = serde_json::json!(["m5.large", "m5.xlarge"]);
+    pools
+        .patch(
+            &pool,
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"template": {"spec": {"requirements": spec}}}}),
+            ),
+        )
+        .await?;
+    // Watch: how many old nodes drain at once, and whether a Ready new node
+    // was there for each before it drained.
+    let violations = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (violations, most, nodes, selector) = (
+            violations.clone(),
+            most.clone(),
+            nodes.clone(),
+            selector.clone(),
+        );
+        tokio::spawn(async move {
+            let mut drained: std::collections::BTreeSet<String> = Default::default();
+            loop {
+                if let Ok(l) = nodes_of(&nodes, &selector).await {
+                    let draining: Vec<&Node> = l
+                        .iter()
+                        .filter(|n| family(n) == "m6i" && cordoned(n))
+                        .collect();
+                    most.fetch_max(draining.len(), Ordering::Relaxed);
+                    let new_ready = l.iter().filter(|n| family(n) == "m5" && ready(n)).count();
+                    for n in draining {
+                        if drained.insert(n.name_any())
+                            && new_ready < drained.len()
+                            && let Ok(mut v) = violations.lock()
+                        {
+                            v.push(format!(
+                                "{} drained with {new_ready} new node(s) Ready for {} drained",
+                                n.name_any(),
+                                drained.len()
+                            ));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let after = eventually(
+        "every node of the pool an m5",
+        Duration::from_secs(180),
+        || async {
+            let l = nodes_of(&nodes, &selector).await?;
+            let running = pods
+                .list(&ListParams::default().labels("app=inflate"))
+                .await?
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                        && p.metadata.deletion_timestamp.is_none()
+                })
+                .count();
+            Ok((!l.is_empty() && l.iter().all(|n| family(n) == "m5") && running == 6).then_some(l))
+        },
+    )
+    .await?;
+    let took = started.elapsed();
+    sampler.abort();
+    let most = most.load(Ordering::Relaxed);
+    let violations = violations.lock().map(|v| v.clone()).unwrap_or_default();
+    eprintln!(
+        "drift: 2 m6i nodes -> {} m5 nodes in {took:?}; at most {most} draining at once",
+        after.len()
+    );
+    if most > 1 {
+        bail!("{most} nodes drained at once, the budget allows 1");
+    }
+    if !violations.is_empty() {
+        bail!("a node drained before its replacement was Ready: {violations:?}");
+    }
+    deploys.delete("inflate", &Default::default()).await?;
+    pools.delete(&pool, &Default::default()).await?;
+    ns.cleanup().await?;
+    Ok(())
+}

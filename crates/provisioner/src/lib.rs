@@ -396,7 +396,16 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         ctx.queue.add(Key::Status);
         ctx.queue.add(Key::Disruption);
     }
-    forward(ctx.clone(), nodepools_rx, pools_changed::<NodePool>);
+    forward(ctx.clone(), nodepools_rx, |ctx, np: &NodePool| {
+        pools_changed(ctx, np);
+        // Its claims may have drifted.
+        let name = np.name_any();
+        for c in ctx.claims.state() {
+            if c.labels().get(outrigger_scheduling::model::LABEL_NODEPOOL) == Some(&name) {
+                ctx.queue.add(Key::Claim(c.name_any()));
+            }
+        }
+    });
     forward(ctx.clone(), provisioners_rx, pools_changed::<Provisioner>);
     forward(ctx.clone(), ec2_rx, pools_changed::<EC2NodeClass>);
     forward(ctx.clone(), kwok_rx, pools_changed::<KWOKNodeClass>);

@@ -25,6 +25,8 @@ pub struct Pool {
     /// Delete a node this long after its last non-daemonset pod left
     /// (ttlSecondsAfterEmpty, or consolidateAfter under WhenEmpty).
     pub empty_ttl: Option<Duration>,
+    /// A NodePool's template hash (drift); none for a Provisioner.
+    pub hash: Option<String>,
 }
 
 impl Pool {
@@ -53,6 +55,9 @@ pub fn from_nodepool(np: &NodePool) -> Result<Pool, Vec<FieldError>> {
         source: Source::NodePool(np.clone()),
         node_class: np.spec.template.spec.node_class_ref.clone(),
         empty_ttl,
+        hash: serde_json::to_value(&np.spec.template)
+            .ok()
+            .map(|t| outrigger_disruption::drift::template_hash(&t)),
     })
 }
 
@@ -78,6 +83,7 @@ pub fn from_provisioner(p: &Provisioner) -> Result<Pool, Vec<FieldError>> {
             .spec
             .ttl_seconds_after_empty
             .map(|s| Duration::from_secs(s.max(0) as u64)),
+        hash: None,
     })
 }
 

@@ -587,10 +587,18 @@ pub(crate) async fn create_claim(
         metadata: ObjectMeta {
             name: Some(name.clone()),
             labels: Some(node_labels),
-            annotations: Some(BTreeMap::from([(
-                upstream::POOL_KIND.to_string(),
-                pool.kind().to_string(),
-            )])),
+            annotations: Some({
+                let mut a =
+                    BTreeMap::from([(upstream::POOL_KIND.to_string(), pool.kind().to_string())]);
+                if let Some(h) = &pool.hash {
+                    a.insert(upstream::NODEPOOL_HASH.to_string(), h.clone());
+                    a.insert(
+                        upstream::NODEPOOL_HASH_VERSION.to_string(),
+                        outrigger_disruption::drift::HASH_VERSION.to_string(),
+                    );
+                }
+                a
+            }),
             finalizers: Some(vec![upstream::FINALIZER.to_string()]),
             // Deleting the pool deletes its claims (and so its nodes).
             owner_references: pool_owner(pool).map(|o| vec![o]),

@@ -19,6 +19,10 @@ pub const POOL_KIND: &str = "karpenter.sh/nodepool-kind";
 /// On a pod: it keeps its node (`"true"`, or a duration since it
 /// started); on a Node or NodeClaim: the node is not disrupted.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// On a claim: the hash of its pool's template when it was created, and
+/// the hash's version (drift compares them with the pool's now).
+pub const NODEPOOL_HASH: &str = "karpenter.sh/nodepool-hash";
+pub const NODEPOOL_HASH_VERSION: &str = "karpenter.sh/nodepool-hash-version";
 /// Outrigger's own, on a NodePool (or Provisioner): the least a
 /// consolidation must save, `"0.05"` ($/h) or `"20%"` of the price of the
 /// nodes it removes. Off by default (Karpenter's behaviour).

@@ -201,16 +201,15 @@ impl World {
 
     /// The instance types a replacement may launch as.
     pub fn replacement_types(&self, cmd: &Command) -> Vec<String> {
-        cmd.replacement
-            .as_ref()
-            .map(|r| {
+        cmd.replacements
+            .iter()
+            .flat_map(|r| {
                 r.claim
                     .instance_types
                     .iter()
                     .map(|&t| self.problem.instance_types[t].name.clone())
-                    .collect()
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Why each node was left, as `(node, message)`.

@@ -219,6 +219,9 @@ pub fn node_facts(i: NodeInput, now: jiff::Timestamp) -> NodeFacts {
             (at > now).then_some(at)
         }),
         drifted: conditions::is_true(&status.conditions, upstream::DRIFTED),
+        drifted_since: conditions::get(&status.conditions, upstream::DRIFTED)
+            .filter(|c| c.status == "True")
+            .map(|c| c.last_transition_time.0),
         lifetime_remaining: outrigger_disruption::candidate::lifetime_remaining(
             age,
             expire_after(c),

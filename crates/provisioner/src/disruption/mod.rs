@@ -98,8 +98,14 @@ struct Pending {
 }
 
 enum Stage {
-    Validating { until: Instant },
-    Replacing { claim: String, since: Instant },
+    Validating {
+        until: Instant,
+    },
+    /// Waiting for the replacements to initialize.
+    Replacing {
+        claims: Vec<String>,
+        since: Instant,
+    },
 }
 
 /// The cluster as disruption sees it.
@@ -338,16 +344,17 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<Action, Error> {
 }
 
 fn replacement_types(problem: &Problem, cmd: &Command) -> Vec<String> {
-    cmd.replacement
-        .as_ref()
-        .map(|r| {
+    let names: BTreeSet<String> = cmd
+        .replacements
+        .iter()
+        .flat_map(|r| {
             r.claim
                 .instance_types
                 .iter()
                 .map(|&t| problem.instance_types[t].name.clone())
-                .collect()
         })
-        .unwrap_or_default()
+        .collect();
+    names.into_iter().collect()
 }
 
 async fn carry_on(ctx: &Ctx, p: Pending) -> Result<Action, Error> {
@@ -361,30 +368,41 @@ async fn carry_on(ctx: &Ctx, p: Pending) -> Result<Action, Error> {
             }
             validate_and_start(ctx, p).await
         }
-        Stage::Replacing { claim, since } => {
-            let replacement = ctx.claims.find(|c| c.name_any() == *claim);
-            let initialized = replacement.as_ref().is_some_and(|c| {
-                conditions::is_true(
-                    &c.status.clone().unwrap_or_default().conditions,
-                    upstream::INITIALIZED,
-                )
+        Stage::Replacing { claims, since } => {
+            let found: Vec<_> = claims
+                .iter()
+                .map(|n| ctx.claims.find(|c| c.name_any() == *n))
+                .collect();
+            let initialized = found.iter().all(|c| {
+                c.as_ref().is_some_and(|c| {
+                    conditions::is_true(
+                        &c.status.clone().unwrap_or_default().conditions,
+                        upstream::INITIALIZED,
+                    )
+                })
             });
             if initialized {
                 let view = View::build(ctx, jiff::Timestamp::now(), &BTreeSet::new()).await;
                 delete_candidates(ctx, &view, &p).await?;
                 return Ok(Action::requeue(Duration::from_secs(1)));
             }
-            let gone = replacement.is_none()
-                || replacement.is_some_and(|c| c.metadata.deletion_timestamp.is_some());
+            let gone = found.iter().any(|c| {
+                c.as_ref()
+                    .is_none_or(|c| c.metadata.deletion_timestamp.is_some())
+            });
             if gone || since.elapsed() > REPLACEMENT_TIMEOUT {
                 let why = if gone {
-                    "the replacement nodeclaim was deleted"
+                    "a replacement nodeclaim was deleted"
                 } else {
-                    "the replacement did not initialize in time"
+                    "the replacements did not initialize in time"
                 };
-                tracing::warn!(nodeclaims = %p.claims.join(","), replacement = %claim, reason = why, "giving the candidates back");
-                if !gone {
-                    ctx.cluster.delete_claim(claim).await?;
+                tracing::warn!(nodeclaims = %p.claims.join(","), replacements = %claims.join(","), reason = why, "giving the candidates back");
+                for (name, c) in claims.iter().zip(&found) {
+                    if c.as_ref()
+                        .is_some_and(|c| c.metadata.deletion_timestamp.is_none())
+                    {
+                        ctx.cluster.delete_claim(name).await?;
+                    }
                 }
                 release(ctx, &p.claims).await?;
                 return Ok(Action::requeue(Duration::from_secs(1)));
@@ -422,9 +440,13 @@ fn revalidate(view: &View, p: &Pending, now: jiff::Timestamp) -> Result<Command,
         let i = view
             .by_claim(name)
             .ok_or_else(|| format!("nodeclaim {name} is gone"))?;
-        let c = candidate(i, &view.facts[i], &view.policies, false)
+        let c = candidate(i, &view.facts[i], &view.policies, p.method == Method::Drift)
             .map_err(|b| format!("{}: {b}", view.facts[i].name))?;
-        if p.method != Method::Emptiness {
+        if p.method == Method::Drift {
+            if !view.facts[i].drifted {
+                return Err(format!("{} is no longer drifted", view.facts[i].name));
+            }
+        } else if p.method != Method::Emptiness {
             consolidate::should_consolidate(&input, &c)
                 .map_err(|e| format!("{}: {e}", view.facts[i].name))?;
         } else if c.reschedulable > 0 || !view.facts[i].consolidatable {
@@ -452,13 +474,15 @@ fn revalidate(view: &View, p: &Pending, now: jiff::Timestamp) -> Result<Command,
         Ok(Command {
             method: Method::Emptiness,
             candidates: idx.clone(),
-            replacement: None,
+            replacements: vec![],
             removed_price: idx
                 .iter()
                 .map(|&i| consolidate::node_price(&view.problem, &view.facts[i]).unwrap_or(0.0))
                 .sum(),
             moves: vec![],
         })
+    } else if p.method == Method::Drift {
+        outrigger_disruption::drift::compute(&input, idx[0])
     } else {
         consolidate::compute(&input, &idx, p.method)
     };
@@ -522,7 +546,7 @@ async fn start(ctx: &Ctx, view: &View, mut p: Pending, cmd: Command) -> Result<(
         })
         .sum();
     let types = replacement_types(&view.problem, &cmd);
-    let ct = cmd.replacement.as_ref().map(|r| {
+    let ct = cmd.replacement().map(|r| {
         r.claim
             .requirements
             .get(LABEL_CAPACITY_TYPE)
@@ -533,6 +557,7 @@ async fn start(ctx: &Ctx, view: &View, mut p: Pending, cmd: Command) -> Result<(
         reason = reason.label(),
         decision = cmd.decision().as_str(),
         consolidation_type = cmd.method.consolidation_type(),
+        replacements = cmd.replacements.len(),
         savings = format!("{:.4}", cmd.savings()),
         "{}",
         upstream::disrupting(
@@ -550,31 +575,32 @@ async fn start(ctx: &Ctx, view: &View, mut p: Pending, cmd: Command) -> Result<(
             ("consolidation_type", cmd.method.consolidation_type()),
         ]))
         .inc();
-    match &cmd.replacement {
-        None => delete_candidates(ctx, view, &p).await,
-        Some(r) => {
-            let pool = &view.pools[r.claim.pool];
-            let name =
-                provision::create_claim(ctx, &view.problem, pool, &r.claim, "disruption").await?;
-            for &i in &cmd.candidates {
-                ctx.cluster
-                    .event(
-                        reference(&view.claims[i]),
-                        false,
-                        upstream::DISRUPTION_LAUNCHING,
-                        "Disrupt",
-                        format!("Launching NodeClaim: {reason}"),
-                    )
-                    .await;
-            }
-            p.stage = Stage::Replacing {
-                claim: name,
-                since: Instant::now(),
-            };
-            ctx.disruption.locked().pending = Some(p);
-            Ok(())
-        }
+    if cmd.replacements.is_empty() {
+        return delete_candidates(ctx, view, &p).await;
     }
+    let mut names = vec![];
+    for r in &cmd.replacements {
+        let pool = &view.pools[r.claim.pool];
+        names
+            .push(provision::create_claim(ctx, &view.problem, pool, &r.claim, "disruption").await?);
+    }
+    for &i in &cmd.candidates {
+        ctx.cluster
+            .event(
+                reference(&view.claims[i]),
+                false,
+                upstream::DISRUPTION_LAUNCHING,
+                "Disrupt",
+                format!("Launching NodeClaim: {reason}"),
+            )
+            .await;
+    }
+    p.stage = Stage::Replacing {
+        claims: names,
+        since: Instant::now(),
+    };
+    ctx.disruption.locked().pending = Some(p);
+    Ok(())
 }
 
 /// Deletes the candidates' claims (the termination finalizer drains and

@@ -386,3 +386,80 @@ async fn a_pdb_that_allows_no_eviction_keeps_its_node() {
         h.mem.events()
     );
 }
+
+#[tokio::test]
+async fn a_claim_whose_pool_changed_drifts_and_is_replaced() {
+    let h = harness();
+    h.mem
+        .put_nodepool(consolidating("default", "Never", "100%"));
+    let a = running(&h, "default-a", "default").await;
+    h.mem.put_pod(pod_on(&a, "web-1", false));
+    // A claim made before hashes (or by Karpenter, another version) is
+    // stamped with the pool's hash, not drifted.
+    h.reconcile("default-a").await.unwrap();
+    let c = h.claim("default-a");
+    assert_eq!(
+        c.annotations()
+            .get(upstream::NODEPOOL_HASH_VERSION)
+            .map(String::as_str),
+        Some(outrigger_disruption::drift::HASH_VERSION)
+    );
+    h.reconcile("default-a").await.unwrap();
+    assert!(h.condition("default-a", upstream::DRIFTED).is_none());
+    // The pool's template changes (a label): NodePoolDrifted.
+    let mut p = h.mem.nodepool("default").unwrap();
+    p.spec
+        .template
+        .metadata
+        .labels
+        .insert("team".into(), "blue".into());
+    h.mem.put_nodepool(p.clone());
+    h.reconcile("default-a").await.unwrap();
+    assert_eq!(
+        h.condition("default-a", upstream::DRIFTED)
+            .map(|c| (c.0, c.1)),
+        Some(("True".into(), "NodePoolDrifted".into()))
+    );
+    // Back as it was: no longer drifted.
+    p.spec.template.metadata.labels.remove("team");
+    h.mem.put_nodepool(p.clone());
+    h.reconcile("default-a").await.unwrap();
+    assert!(h.condition("default-a", upstream::DRIFTED).is_none());
+    // The pool no longer allows m5.large: RequirementsDrifted, and the
+    // drift method replaces it (its pod needs a node).
+    p.spec.template.spec.requirements.last_mut().unwrap().values = vec!["m5.xlarge".into()];
+    h.mem.put_nodepool(p);
+    h.reconcile("default-a").await.unwrap();
+    assert_eq!(
+        h.condition("default-a", upstream::DRIFTED).map(|c| c.1),
+        Some("RequirementsDrifted".into())
+    );
+    quick(&h);
+    run(&h).await;
+    quick(&h);
+    run(&h).await;
+    let replacement = h
+        .stores
+        .claims
+        .state()
+        .iter()
+        .map(|c| c.name_any())
+        .find(|n| n != "default-a")
+        .expect("a replacement");
+    assert!(!deleting(&h, "default-a"));
+    assert_eq!(
+        h.condition("default-a", upstream::DISRUPTION_REASON)
+            .map(|c| c.1),
+        Some("Drifted".into())
+    );
+    let r = h.claim(&replacement);
+    assert!(
+        r.spec
+            .requirements
+            .iter()
+            .any(|x| x.key == "node.kubernetes.io/instance-type"
+                && x.values == vec!["m5.xlarge".to_string()]),
+        "{:?}",
+        r.spec.requirements
+    );
+}

@@ -272,6 +272,7 @@ async fn step(ctx: &Ctx, claim: &std::sync::Arc<NodeClaim>) -> Result<Action, Er
         return launch(ctx, &claim).await;
     };
     ctx.launched.locked().remove(name);
+    drift(ctx, &claim).await?;
     // Register: the Node with our providerID.
     let Some(node) = node_of(ctx, &provider_id) else {
         return Ok(Action::requeue(REGISTRATION_CHECK));
@@ -347,6 +348,71 @@ async fn step(ctx: &Ctx, claim: &std::sync::Arc<NodeClaim>) -> Result<Action, Er
         (Action::RequeueAfter(a), Some(d)) => Action::requeue(a.min(d)),
         (a, None) => a,
     })
+}
+
+/// Drift: the claim's pool changed (its template hash) or no longer allows
+/// the claim's labels: `Drifted` with the reason, removed when neither
+/// holds. A claim stamped with another hash version (Karpenter's, or none)
+/// is stamped with the pool's hash instead of drifting, as Karpenter does
+/// when its hash version changes. Provisioners' claims do not drift.
+async fn drift(ctx: &Ctx, claim: &NodeClaim) -> Result<(), Error> {
+    use outrigger_disruption::drift::{HASH_VERSION, drift};
+    let Some(pool) = pool_of(ctx, claim) else {
+        return Ok(());
+    };
+    let Some(hash) = pool.hash.as_deref() else {
+        return Ok(());
+    };
+    let name = claim.name_any();
+    let a = claim.annotations();
+    if a.get(upstream::NODEPOOL_HASH_VERSION).map(String::as_str) != Some(HASH_VERSION) {
+        ctx.cluster
+            .patch_claim(
+                &name,
+                serde_json::json!({"metadata": {"annotations": {
+                    upstream::NODEPOOL_HASH: hash,
+                    upstream::NODEPOOL_HASH_VERSION: HASH_VERSION,
+                }}}),
+            )
+            .await?;
+        return Ok(());
+    }
+    let reason = drift(
+        hash,
+        a.get(upstream::NODEPOOL_HASH)
+            .map(|h| (h.as_str(), HASH_VERSION)),
+        &pool.model.requirements,
+        claim.labels(),
+    );
+    let conds = claim.status.clone().unwrap_or_default().conditions;
+    match reason {
+        Some(r) => {
+            let already = conditions::get(&conds, upstream::DRIFTED)
+                .is_some_and(|c| c.status == "True" && c.reason == r.as_str());
+            if !already {
+                set_conditions(
+                    ctx,
+                    claim,
+                    &[(
+                        upstream::DRIFTED,
+                        Status::True,
+                        r.as_str(),
+                        r.as_str().to_string(),
+                    )],
+                )
+                .await?;
+                tracing::info!(nodeclaim = %name, reason = r.as_str(), "marking drifted");
+                ctx.queue.add(crate::Key::Disruption);
+            }
+        }
+        None => {
+            if conds.iter().any(|c| c.type_ == upstream::DRIFTED) {
+                clear_condition(ctx, claim, upstream::DRIFTED).await?;
+                tracing::info!(nodeclaim = %name, "removing drifted status condition, not drifted");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Pods scheduled to or removed from the node are events
