@@ -96,7 +96,7 @@ pub struct Args {
     /// Events held in memory, at most (MiB), a request in flight counted
     /// with its copies (twice to CloudWatch: its events, then its body;
     /// three times to a file); files wait on disk beyond it.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 5)]
     pub mem_buf_limit_mib: usize,
 
     /// Add the pod's labels to the `kubernetes` object.
