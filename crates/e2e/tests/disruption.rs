@@ -47,6 +47,20 @@ fn price(nodes: &[Node]) -> f64 {
         .sum()
 }
 
+/// The inflate pods running and not being deleted.
+async fn running_inflate(pods: &Api<Pod>) -> Result<usize> {
+    Ok(pods
+        .list(&ListParams::default().labels("app=inflate"))
+        .await?
+        .items
+        .iter()
+        .filter(|p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                && p.metadata.deletion_timestamp.is_none()
+        })
+        .count())
+}
+
 fn disrupted(n: &Node) -> bool {
     n.spec
         .as_ref()
@@ -138,16 +152,7 @@ async fn an_over_provisioned_pool_consolidates_within_its_budget() -> Result<()>
         Duration::from_secs(120),
         || async {
             let l = nodes_of(&nodes, &selector).await?;
-            let running = pods
-                .list(&ListParams::default().labels("app=inflate"))
-                .await?
-                .items
-                .iter()
-                .filter(|p| {
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                        && p.metadata.deletion_timestamp.is_none()
-                })
-                .count();
+            let running = running_inflate(&pods).await?;
             Ok((l.len() <= 3 && running == 5 && !l.iter().any(disrupted)).then_some(l))
         },
     )
@@ -311,16 +316,7 @@ async fn drifted_nodes_are_replaced_one_at_a_time_each_replacement_first() -> Re
         Duration::from_secs(180),
         || async {
             let l = nodes_of(&nodes, &selector).await?;
-            let running = pods
-                .list(&ListParams::default().labels("app=inflate"))
-                .await?
-                .items
-                .iter()
-                .filter(|p| {
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                        && p.metadata.deletion_timestamp.is_none()
-                })
-                .count();
+            let running = running_inflate(&pods).await?;
             Ok((!l.is_empty() && l.iter().all(|n| family(n) == "m5") && running == 6).then_some(l))
         },
     )

@@ -221,34 +221,12 @@ pub async fn why_pending(client: Client, args: &ExplainArgs) -> Result<String, E
             args.pod
         )))
         .await?;
-    let mut items: Vec<&Event> = events
+    let items: Vec<&Event> = events
         .items
         .iter()
         .filter(|e| e.involved_object.uid == pod.metadata.uid)
         .collect();
-    items.sort_by_key(|e| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| e.event_time.as_ref().map(|t| t.0))
-    });
-    if !items.is_empty() {
-        let _ = writeln!(out, "events:");
-        for e in items.iter().rev().take(5).rev() {
-            let _ = writeln!(
-                out,
-                "  {} {} ({}): {}",
-                e.type_.as_deref().unwrap_or(""),
-                e.reason.as_deref().unwrap_or(""),
-                e.reporting_component
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
-                    .or(e.source.as_ref().and_then(|s| s.component.as_deref()))
-                    .unwrap_or(""),
-                e.message.as_deref().unwrap_or("")
-            );
-        }
-    }
+    write_recent_events(&mut out, items);
     Ok(out)
 }
 
@@ -346,4 +324,32 @@ pub(crate) async fn gather(
         also,
     };
     Ok((world, left_out, notes))
+}
+
+/// The last five Events, oldest first, as `  Type Reason (component): message`.
+pub(crate) fn write_recent_events(out: &mut String, mut items: Vec<&Event>) {
+    items.sort_by_key(|e| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0))
+    });
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "events:");
+    for e in items.iter().rev().take(5).rev() {
+        let _ = writeln!(
+            out,
+            "  {} {} ({}): {}",
+            e.type_.as_deref().unwrap_or(""),
+            e.reason.as_deref().unwrap_or(""),
+            e.reporting_component
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .or(e.source.as_ref().and_then(|s| s.component.as_deref()))
+                .unwrap_or(""),
+            e.message.as_deref().unwrap_or("")
+        );
+    }
 }

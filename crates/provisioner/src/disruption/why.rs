@@ -129,24 +129,6 @@ pub async fn why_kept(client: Client, args: &WhyKeptArgs) -> Result<String, Expl
             claim.name_any()
         )))
         .await?;
-    let mut items: Vec<&Event> = events.items.iter().collect();
-    items.sort_by_key(|e| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| e.event_time.as_ref().map(|t| t.0))
-    });
-    if !items.is_empty() {
-        let _ = writeln!(out, "events:");
-        for e in items.iter().rev().take(5).rev() {
-            let _ = writeln!(
-                out,
-                "  {} {}: {}",
-                e.type_.as_deref().unwrap_or(""),
-                e.reason.as_deref().unwrap_or(""),
-                e.message.as_deref().unwrap_or("")
-            );
-        }
-    }
+    explain::write_recent_events(&mut out, events.items.iter().collect());
     Ok(out)
 }
