@@ -140,28 +140,7 @@ pub fn local_volumes(p: &Pod) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The PodDisruptionBudgets of the pod's namespace whose selector selects
-/// it (a budget without a selector selects nothing).
-pub fn matching_pdbs<'a>(
-    p: &Pod,
-    pdbs: &'a [Arc<PodDisruptionBudget>],
-) -> Vec<&'a Arc<PodDisruptionBudget>> {
-    if pdbs.is_empty() {
-        return vec![];
-    }
-    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
-    let empty = Default::default();
-    let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
-    pdbs.iter()
-        .filter(|b| b.metadata.namespace.as_deref() == Some(ns))
-        .filter(|b| {
-            b.spec
-                .as_ref()
-                .and_then(|s| s.selector.as_ref())
-                .is_some_and(|sel| outrigger_values::selector::selects(sel, labels))
-        })
-        .collect()
-}
+pub use outrigger_scheduling_kube::matching_pdbs;
 
 /// Sets what of the pod's facts depends on the budgets and the time: a
 /// budget selects it, one allows no disruption now, it is long

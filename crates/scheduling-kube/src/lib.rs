@@ -377,6 +377,29 @@ pub fn to_quantities(
     m
 }
 
+/// The PodDisruptionBudgets of the pod's namespace whose selector selects
+/// it (a budget without a selector selects nothing).
+pub fn matching_pdbs<'a>(
+    p: &Pod,
+    pdbs: &'a [std::sync::Arc<k8s_openapi::api::policy::v1::PodDisruptionBudget>],
+) -> Vec<&'a std::sync::Arc<k8s_openapi::api::policy::v1::PodDisruptionBudget>> {
+    if pdbs.is_empty() {
+        return vec![];
+    }
+    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+    let empty = Default::default();
+    let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
+    pdbs.iter()
+        .filter(|b| b.metadata.namespace.as_deref() == Some(ns))
+        .filter(|b| {
+            b.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| outrigger_values::selector::selects(sel, labels))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

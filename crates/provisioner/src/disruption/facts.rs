@@ -102,16 +102,8 @@ fn pod_ready_false(p: &Pod) -> bool {
 /// The budgets selecting the pod, and whether each lets it go now.
 fn pdbs_of(p: &Pod, pdbs: &[Arc<PodDisruptionBudget>]) -> Vec<(String, bool)> {
     let ns = p.metadata.namespace.as_deref().unwrap_or_default();
-    let empty = Default::default();
-    let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
-    pdbs.iter()
-        .filter(|b| b.metadata.namespace.as_deref() == Some(ns))
-        .filter(|b| {
-            b.spec
-                .as_ref()
-                .and_then(|s| s.selector.as_ref())
-                .is_some_and(|sel| outrigger_values::selector::selects(sel, labels))
-        })
+    pods::matching_pdbs(p, pdbs)
+        .into_iter()
         .map(|b| {
             let always_unhealthy = b
                 .spec
