@@ -6,7 +6,8 @@ as a record whose `log` field holds it. This reads every event of the streams
 whose names start with each prefix (boto3, GetLogEvents page by page) and
 prints, as JSON, per prefix: events, distinct sequence numbers, the highest,
 how many of 1..highest are missing and how many came more than once (with
-the first few of each), and records without a sequence number. With
+the first few of each), and records without a sequence number. Each stream
+is read until two reads in a row agree (see `messages`). With
 `--messages` it prints each prefix's messages instead (stream by stream, in
 order): the tests read records this way because moto's FilterLogEvents
 ignores `logStreamNamePrefix` and would page through the whole group.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
 from typing import Any
 
@@ -40,16 +42,37 @@ def stream_names(logs: Any, group: str, prefix: str) -> list[str]:
         kwargs["nextToken"] = token
 
 
-def messages(logs: Any, group: str, stream: str):
+def read_once(logs: Any, group: str, stream: str) -> list[str]:
+    out: list[str] = []
     kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
     while True:
         page = logs.get_log_events(**kwargs)
-        for e in page.get("events", []):
-            yield e["message"]
+        out += [e["message"] for e in page.get("events", [])]
         token = page.get("nextForwardToken")
         if not page.get("events") or token == kwargs.get("nextToken"):
-            return
+            return out
         kwargs["nextToken"] = token
+
+
+def messages(logs: Any, group: str, stream: str) -> list[str]:
+    """A stream's messages, as one consistent snapshot.
+
+    moto's GetLogEvents sorts the stream by timestamp at every call and its
+    tokens are positions in that order: a batch landing between two pages
+    (with timestamps earlier than the last event read) shifts the positions,
+    and the next page repeats events already read and skips others. The
+    stream is read until two reads in a row agree (a stream still being
+    written after five reads is returned as last read: the callers wait for
+    a condition and read again).
+    """
+    last = read_once(logs, group, stream)
+    for _ in range(5):
+        again = read_once(logs, group, stream)
+        if again == last:
+            return again
+        last = again
+    print(f"{stream}: still changing after 6 reads", file=sys.stderr)
+    return last
 
 
 def count(logs: Any, group: str, prefix: str) -> dict[str, Any]:
