@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb bench-cluster-autoscaler bench-node-agent crds clean
+.PHONY: all build deps up down interrupt demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb bench-cluster-autoscaler bench-node-agent crds clean
 
 all: build
 
@@ -19,6 +19,10 @@ up: deps
 
 down:
 	@bash testenv/scripts/down.sh
+
+## interrupt: send an EventBridge-shaped interruption event for INSTANCE to the interruption queue (KIND: spot, rebalance, state-change [STATE=stopping], scheduled-change)
+interrupt:
+	@source .testenv/env && testenv-python testenv/aws/interrupt.py --instance "$(INSTANCE)" --kind "$(or $(KIND),spot)" --state "$(or $(STATE),stopping)"
 
 ## demo: bring the environment up and walk through what is implemented so far
 demo: deps build

@@ -25,6 +25,7 @@ OWNER = {
     "aws-sdk-elasticloadbalancingv2": "outrigger-aws-elb",
     "aws-sdk-autoscaling": "outrigger-aws-autoscaling",
     "aws-sdk-cloudwatchlogs": "outrigger-aws-logs",
+    "aws-sdk-sqs": "outrigger-aws-sqs",
 }
 
 problems = []

@@ -15,7 +15,9 @@
   discovery (``k8s.io/cluster-autoscaler/enabled``,
   ``k8s.io/cluster-autoscaler/<cluster>``) and with
   ``kubernetes.io/cluster/<cluster>=owned`` propagated to its instances, so the
-  instance joiner registers them as the cluster's first three nodes.
+  instance joiner registers them as the cluster's first three nodes;
+- the interruption queue (SQS, named after the cluster) the provisioner reads
+  (``--interruption-queue``).
 """
 
 from __future__ import annotations
@@ -144,7 +146,13 @@ def main() -> int:
                 "eks:nodegroup-name": ng,
             }.items()],
         )
-    print(json.dumps({"vpc": vpc_id, "subnets": subnets, "privateSubnets": private, "securityGroup": sg_id, "autoScalingGroup": asg_name}))
+    # The interruption queue Karpenter's CloudFormation template makes
+    # (named after the cluster, messages kept 300 s); EventBridge rules
+    # would feed it, testenv/aws/interrupt.py does here.
+    sqs = s.client("sqs", endpoint_url=a.endpoint)
+    queue_url = sqs.create_queue(QueueName=c, Attributes={"MessageRetentionPeriod": "300"})["QueueUrl"]
+    print(json.dumps({"vpc": vpc_id, "subnets": subnets, "privateSubnets": private, "securityGroup": sg_id,
+                      "autoScalingGroup": asg_name, "interruptionQueue": queue_url}))
     return 0
 
 

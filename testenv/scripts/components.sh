@@ -84,7 +84,8 @@ provisioner_up() {
   start_component provisioner "$PROVISIONER_ADMIN_PORT" provisioner \
     --kubeconfig "$STATE/provisioner.kubeconfig" \
     --leader-elect-namespace kube-system \
-    --cluster-name "$CLUSTER_NAME" --providers kwok,aws --kwok-kubelet-port "$KWOK_PORT"
+    --cluster-name "$CLUSTER_NAME" --providers kwok,aws --kwok-kubelet-port "$KWOK_PORT" \
+    --interruption-queue "$CLUSTER_NAME"
 }
 
 load_balancer_controller_up() {

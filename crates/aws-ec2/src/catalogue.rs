@@ -107,6 +107,19 @@ impl Ec2 {
         Ok(out)
     }
 
+    /// Keeps an offering out for [`ICE_TTL`] (a spot interruption warning
+    /// says its capacity is going; Karpenter marks it the same way).
+    pub fn mark_unavailable(&self, itype: &str, zone: &str, capacity_type: &str) {
+        self.ice.locked().insert(
+            (
+                itype.to_string(),
+                zone.to_string(),
+                capacity_type.to_string(),
+            ),
+            std::time::Instant::now(),
+        );
+    }
+
     /// Offerings that failed for capacity, kept out for [`ICE_TTL`].
     pub(crate) fn iced(&self, itype: &str, zone: &str, capacity_type: &str) -> bool {
         self.ice

@@ -17,7 +17,10 @@
 //! - [`drift`]: a claim whose pool changed (template hash, requirements)
 //!   and the drift method that replaces it;
 //! - [`expire`]: when `expireAfter` runs out;
-//! - [`explain`]: `why-kept`'s reasons for one node.
+//! - [`explain`]: `why-kept`'s reasons for one node;
+//! - [`interruption`]: the EventBridge messages of an interruption queue
+//!   (spot warnings, state changes, scheduled changes, rebalance
+//!   recommendations) and what each asks for.
 //!
 //! Times are passed in (`jiff::Timestamp`), never read from a clock.
 
@@ -27,6 +30,7 @@ pub mod consolidate;
 pub mod drift;
 pub mod expire;
 pub mod explain;
+pub mod interruption;
 
 pub use budget::{Budget, BudgetError, Reason};
 pub use candidate::{Blocked, Candidate, NodeFacts, PodFacts, Policy, PoolPolicy};

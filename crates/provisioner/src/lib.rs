@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod disruption;
 mod explain;
 mod gc;
+pub mod interruption;
 mod lifecycle;
 #[cfg(test)]
 mod memory;
@@ -92,6 +93,12 @@ pub struct Args {
     /// The kubelet port kwok serves for its nodes.
     #[arg(long, default_value_t = 10250)]
     pub kwok_kubelet_port: u16,
+    /// The SQS queue (name or URL) EventBridge sends the cluster's
+    /// interruption events to: spot interruption warnings, scheduled
+    /// changes, instance state changes, rebalance recommendations. Unset:
+    /// interruption handling is off (Karpenter's setting).
+    #[arg(long, env = "INTERRUPTION_QUEUE")]
+    pub interruption_queue: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +375,11 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         ctx.queue.add(Key::Claim(c.name_any()));
         ctx.queue.add(Key::Status);
         ctx.queue.add(Key::Disruption);
+        // The pods of a node being deleted are provisioned for now.
+        if c.metadata.deletion_timestamp.is_some() {
+            ctx.pod_changes.notify_one();
+            ctx.queue.add(Key::Provision);
+        }
     });
     forward(ctx.clone(), nodes_rx, |ctx, n: &Node| {
         if let Some(c) = ctx.claim_of_node(n) {
@@ -413,6 +425,9 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     ctx.queue.add(Key::Status);
     ctx.queue.add_after(Key::GarbageCollect, gc::PERIOD);
     ctx.queue.add(Key::Disruption);
+    if let Some(name) = ctx.args.interruption_queue.clone() {
+        tokio::spawn(watch_interruption_queue(ctx.clone(), name, stop.clone()));
+    }
     tracing::info!(providers = ?ctx.providers.names(), "provisioner started");
     let worker_ctx = ctx.clone();
     controller
@@ -422,6 +437,33 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         })
         .await;
     Ok(())
+}
+
+/// Finds the interruption queue (retrying until it is there) and polls it.
+async fn watch_interruption_queue(
+    ctx: Arc<Ctx>,
+    name: String,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let found = tokio::select! {
+            _ = stop.cancelled() => return,
+            q = outrigger_aws_sqs::Queue::new(&name) => q,
+        };
+        match found {
+            Ok(q) => {
+                let q: Arc<dyn interruption::MessageQueue> = Arc::new(interruption::Sqs(q));
+                return interruption::run(ctx, q, stop).await;
+            }
+            Err(e) => {
+                tracing::error!(queue = %name, error = %e, "finding the interruption queue; retrying in 10s");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Keys reconciled at once (launches wait on the cloud; the batch window

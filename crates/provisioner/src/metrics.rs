@@ -24,6 +24,10 @@ pub struct Metrics {
     pub disruption_rejected: Family<Labels, Counter>,
     pub disrupted: Family<Labels, Counter>,
     pub allowed_disruptions: Family<Labels, Gauge>,
+    /// Interruption (Karpenter's `karpenter_interruption_*`).
+    pub interruption_received: Family<Labels, Counter>,
+    pub interruption_deleted: Counter,
+    pub interruption_latency: Histogram,
 }
 
 impl Metrics {
@@ -41,6 +45,15 @@ impl Metrics {
             disruption_rejected: Family::default(),
             disrupted: Family::default(),
             allowed_disruptions: Family::default(),
+            interruption_received: Family::default(),
+            interruption_deleted: Counter::default(),
+            // Karpenter's DurationBuckets.
+            interruption_latency: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
+                0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0,
+                8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 120.0, 150.0, 300.0,
+                450.0, 600.0,
+            ]),
         };
         admin.with_registry(|r| {
             r.register(
@@ -102,6 +115,21 @@ impl Metrics {
                 "karpenter_nodepools_allowed_disruptions",
                 "Disruptions a pool's budgets allow now, by nodepool and reason",
                 m.allowed_disruptions.clone(),
+            );
+            r.register(
+                "karpenter_interruption_received_messages",
+                "Count of messages received from the SQS queue. Broken down by message type and whether the message was actionable.",
+                m.interruption_received.clone(),
+            );
+            r.register(
+                "karpenter_interruption_deleted_messages",
+                "Count of messages deleted from the SQS queue.",
+                m.interruption_deleted.clone(),
+            );
+            r.register(
+                "karpenter_interruption_message_queue_duration_seconds",
+                "Amount of time an interruption message is on the queue before it is processed by karpenter.",
+                m.interruption_latency.clone(),
             );
         });
         m

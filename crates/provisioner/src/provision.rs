@@ -252,8 +252,9 @@ pub(crate) struct Snapshot {
     pub unreadable: Vec<(Arc<Pod>, String)>,
 }
 
-/// Pending pods, nodes with their pods (minus those being deleted),
-/// claims still launching as capacity, pools with their usage, daemonsets.
+/// Pending pods and the pods of nodes being deleted, nodes with their pods
+/// (minus those being deleted), claims still launching as capacity, pools
+/// with their usage, daemonsets.
 pub(crate) fn snapshot(w: &World) -> Snapshot {
     let mut batch: Vec<Arc<Pod>> = vec![];
     let mut unreadable = vec![];
@@ -272,6 +273,36 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
             Err(e) => unreadable.push((p.clone(), e.to_string())),
         }
     }
+    // A node being deleted (itself, or its claim: an interruption, an
+    // expiry, a disruption) is not capacity, and its pods that will move
+    // are provisioned for now, as Karpenter does with the pods of deleting
+    // nodes: their replacement launches while the node drains.
+    let deleting: BTreeSet<String> = w
+        .nodes
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .map(|n| n.name_any())
+        .chain(
+            w.claims
+                .values()
+                .filter(|c| c.metadata.deletion_timestamp.is_some())
+                .filter_map(|c| c.status.as_ref()?.node_name.clone()),
+        )
+        .collect();
+    for p in w.pods.iter().filter(|p| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| deleting.contains(n))
+            && pods::is_reschedulable(p)
+    }) {
+        // A pod that cannot be read again was placed by kube-scheduler
+        // once; it is left to kube-scheduler now.
+        if let Ok(m) = pods::pod(p) {
+            problem.pods.push(m);
+            batch.push(p.clone());
+        }
+    }
     let mut by_node: HashMap<String, Vec<model::Pod>> = HashMap::new();
     for p in w.pods.iter().filter(|p| pods::is_active(p)) {
         if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_ref())
@@ -282,10 +313,10 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
     }
     let mut registered: BTreeSet<String> = BTreeSet::new();
     for n in &w.nodes {
-        if n.metadata.deletion_timestamp.is_some() {
+        let name = n.name_any();
+        if deleting.contains(&name) {
             continue;
         }
-        let name = n.name_any();
         registered.insert(name.clone());
         let pods = by_node.remove(&name).unwrap_or_default();
         problem.nodes.push(pods::node(n, pods));

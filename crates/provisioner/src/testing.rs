@@ -47,6 +47,7 @@ pub fn harness() -> Harness {
             providers: vec![],
             kwok_zones: vec![],
             kwok_kubelet_port: 10250,
+            interruption_queue: None,
         },
         pods: stores.pods.clone(),
         nodes: stores.nodes.clone(),

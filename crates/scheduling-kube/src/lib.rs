@@ -57,6 +57,32 @@ pub fn is_provisionable(p: &Pod) -> bool {
         && !is_daemon(p)
 }
 
+fn owned_by(p: &Pod, kind: &str) -> bool {
+    p.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == kind)
+}
+
+/// A static pod (the kubelet's mirror of a manifest file).
+pub fn is_static(p: &Pod) -> bool {
+    owned_by(p, "Node")
+        || p.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+}
+
+/// A pod of a node being deleted that will need a place elsewhere
+/// (Karpenter's `IsReschedulable`): not finished and not being deleted (a
+/// StatefulSet's pod even then, its successor waits for it to go), not a
+/// DaemonSet's, not a static pod.
+pub fn is_reschedulable(p: &Pod) -> bool {
+    let terminating = p.metadata.deletion_timestamp.is_some();
+    is_active(p) && (!terminating || owned_by(p, "StatefulSet")) && !is_daemon(p) && !is_static(p)
+}
+
 /// A pod that holds a node's resources: bound and not finished.
 pub fn is_active(p: &Pod) -> bool {
     !matches!(

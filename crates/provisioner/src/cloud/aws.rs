@@ -76,6 +76,20 @@ impl Aws {
         })
     }
 
+    /// Keeps an offering out of launches for a while (a spot interruption
+    /// warning for an instance of it) and recomputes the catalogue.
+    pub async fn mark_unavailable(&self, itype: &str, zone: &str, capacity_type: &str) {
+        self.ec2.mark_unavailable(itype, zone, capacity_type);
+        tracing::info!(
+            "instance-type" = %itype,
+            zone = %zone,
+            "capacity-type" = %capacity_type,
+            ttl = ?outrigger_aws_ec2::ICE_TTL,
+            "removing offering from offerings"
+        );
+        CloudProvider::refresh(self).await;
+    }
+
     /// Where a claim or pool of this node class launches.
     pub fn node_class(&self, r: &NodeClassReference) -> Result<NodeClass, String> {
         node_class(&self.provisioners, &self.classes, r)
