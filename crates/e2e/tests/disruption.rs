@@ -340,3 +340,208 @@ async fn drifted_nodes_are_replaced_one_at_a_time_each_replacement_first() -> Re
     ns.cleanup().await?;
     Ok(())
 }
+
+fn claims_of(env: &outrigger_e2e::TestEnv, pool: &str) -> Result<Vec<String>> {
+    Ok(env
+        .run(
+            "kubectl",
+            &[
+                "get",
+                "nodeclaims",
+                "-l",
+                &format!("karpenter.sh/nodepool={pool}"),
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+            ],
+        )?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// `expireAfter: 2m` with a budget of zero nodes: expiration is forceful,
+/// every node is rotated anyway (its pods provisioned for as it drains).
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn expired_nodes_are_rotated_even_with_a_zero_budget() -> Result<()> {
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "expire").await?;
+    let pool = format!("e2e-expire-{}", std::process::id());
+    let selector = format!("karpenter.sh/nodepool={pool}");
+    let pools: Api<NodePool> = Api::all(client.clone());
+    let mut np = nodepool(&pool, "Never", &["m6i.xlarge"])?;
+    np.spec.disruption.consolidation_policy =
+        outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
+    np.spec.disruption.budgets = vec![outrigger_karpenter_api::v1::Budget {
+        reasons: vec![],
+        nodes: "0".into(),
+        schedule: None,
+        duration: None,
+    }];
+    np.spec.template.spec.expire_after = Some("2m".into());
+    pools.create(&PostParams::default(), &np).await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys
+        .create(&PostParams::default(), &inflate(&pool, 4, "1")?)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    all_running(&pods, 4, Duration::from_secs(60)).await?;
+    let started = Instant::now();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let before: Vec<String> = nodes_of(&nodes, &selector)
+        .await?
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    let old_claims = claims_of(env, &pool)?;
+    assert_eq!(before.len(), 2, "4 pods of 1 cpu on m6i.xlarge: 2 nodes");
+    // Before 2 minutes, nothing moves (the budget is zero, consolidation
+    // off).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let still: Vec<String> = nodes_of(&nodes, &selector)
+        .await?
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    assert_eq!(still, before, "nodes changed before they expired");
+    let after =
+        eventually(
+            "every node rotated, the pods running",
+            Duration::from_secs(150),
+            || async {
+                let l = nodes_of(&nodes, &selector).await?;
+                let running = running_inflate(&pods).await?;
+                Ok((!l.is_empty()
+                    && l.iter().all(|n| !before.contains(&n.name_any()))
+                    && running == 4)
+                    .then_some(l))
+            },
+        )
+        .await?;
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(env.state.join("logs/outrigger-provisioner.log"))?;
+    for c in &old_claims {
+        if !log.lines().any(|l| {
+            l.contains("\"message\":\"deleting expired nodeclaim\"")
+                && l.contains(&format!("\"nodeclaim\":\"{c}\""))
+        }) {
+            bail!("no \"deleting expired nodeclaim\" for {c}");
+        }
+    }
+    eprintln!(
+        "expiration: {} nodes rotated to {} new ones {took:?} after the pods ran (expireAfter 2m, budget 0)",
+        before.len(),
+        after.len()
+    );
+    deploys.delete("inflate", &Default::default()).await?;
+    pools.delete(&pool, &Default::default()).await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// A budget of zero nodes during a schedule window blocks consolidation
+/// and drift, and `why-kept` says until when; lifting it lets both go.
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn a_zero_budget_in_its_window_blocks_consolidation_and_drift() -> Result<()> {
+    let env = env();
+    let client = env.client().await?;
+    let ns = TestNamespace::new(&client, "window").await?;
+    let pool = format!("e2e-window-{}", std::process::id());
+    let selector = format!("karpenter.sh/nodepool={pool}");
+    let pools: Api<NodePool> = Api::all(client.clone());
+    let mut np = nodepool(&pool, "0s", &["m6i.large", "m6i.xlarge"])?;
+    np.spec.disruption.consolidation_policy =
+        outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
+    // A window that opens every hour for an hour: always open.
+    np.spec.disruption.budgets = vec![outrigger_karpenter_api::v1::Budget {
+        reasons: vec![],
+        nodes: "0".into(),
+        schedule: Some("0 * * * *".into()),
+        duration: Some("1h".into()),
+    }];
+    pools.create(&PostParams::default(), &np).await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys
+        .create(&PostParams::default(), &inflate(&pool, 6, "1")?)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    all_running(&pods, 6, Duration::from_secs(60)).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let before: Vec<String> = nodes_of(&nodes, &selector)
+        .await?
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    assert_eq!(before.len(), 2, "6 pods of 1 cpu: 2 m6i.xlarge");
+    // Over-provisioned (one pod left) and drifted (the pool wants m5 now).
+    deploys
+        .patch(
+            "inflate",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+        )
+        .await?;
+    let mut reqs = serde_json::to_value(&np.spec.template.spec.requirements)?;
+    reqs[1]["values"] = serde_json::json!(["m5.large", "m5.xlarge"]);
+    pools
+        .patch(
+            &pool,
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"template": {"spec": {"requirements": reqs}}}}),
+            ),
+        )
+        .await?;
+    // Two disruption periods and a validation later, nothing moved.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let held: Vec<String> = nodes_of(&nodes, &selector)
+        .await?
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    assert_eq!(held, before, "a node was disrupted with a zero budget");
+    let why = env.run("outrigger", &["why-kept", &before[0]])?;
+    eprintln!("{why}");
+    if !(why.contains("allows no")
+        && why.contains("schedule \"0 * * * *\"")
+        && why.contains("until"))
+    {
+        bail!("why-kept does not name the budget and its window:\n{why}");
+    }
+    // The window lifted: the pool shrinks to one m5 node.
+    pools
+        .patch(
+            &pool,
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"disruption": {"budgets": [{"nodes": "100%"}]}}}),
+            ),
+        )
+        .await?;
+    let started = Instant::now();
+    let after = eventually(
+        "one m5 node left, the pod running",
+        Duration::from_secs(120),
+        || async {
+            let l = nodes_of(&nodes, &selector).await?;
+            let running = running_inflate(&pods).await?;
+            Ok((l.len() == 1
+                && l[0].labels()["node.kubernetes.io/instance-type"].starts_with("m5.")
+                && running == 1)
+                .then_some(l))
+        },
+    )
+    .await?;
+    eprintln!(
+        "budget window: 2 nodes held 40 s; lifted, {} node ({}) {:?} later",
+        after.len(),
+        after[0].labels()["node.kubernetes.io/instance-type"],
+        started.elapsed()
+    );
+    deploys.delete("inflate", &Default::default()).await?;
+    pools.delete(&pool, &Default::default()).await?;
+    ns.cleanup().await?;
+    Ok(())
+}
