@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/outrigger/target
 CARGO ?= cargo
 
-.PHONY: all build deps up down interrupt demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb bench-cluster-autoscaler bench-node-agent crds clean
+.PHONY: all build deps up down interrupt demo test lint fmt fmt-check arch-check clippy unit fuzz test-cluster bench bench-scheduling bench-provisioning bench-lb bench-cluster-autoscaler bench-node-agent bench-disruption crds clean
 
 all: build
 
@@ -65,7 +65,7 @@ test-cluster:
 	exit $$rc
 
 ## bench: Outrigger against the upstream projects, side by side (see bench/RESULTS.md)
-bench: deps bench-scheduling bench-provisioning bench-lb
+bench: deps bench-scheduling bench-provisioning bench-lb bench-disruption
 	@bash testenv/scripts/up.sh >/dev/null
 	@bash bench/metrics-server.sh | tee bench/last-metrics-server.md
 	@$(CARGO) run -q -p outrigger-e2e --bin outrigger-bench-populate -- --delete
@@ -91,6 +91,10 @@ crds:
 ## bench-provisioning: batch window closed -> NodeClaims created, 1,000 pods a round (local environment)
 bench-provisioning:
 	@bash bench/provisioning.sh
+
+## bench-disruption: 500 over-provisioned kwok nodes consolidated, against Karpenter v1.12.1's controller (local environment)
+bench-disruption:
+	@bash bench/disruption.sh
 
 ## bench-lb: 200 Ingresses in 20 groups -> ALBs from nothing, time and ELBv2 calls (local environment)
 bench-lb:

@@ -30,7 +30,9 @@ pub mod watch;
 
 pub use admin::{AdminState, Readiness};
 pub use controller::{Action, Controller, ErrorKind, KeyKind};
-pub use runtime::{Runtime, RuntimeArgs, RuntimeError, make_client};
+pub use runtime::{
+    ApiRequests, Runtime, RuntimeArgs, RuntimeError, make_client, make_counting_client,
+};
 pub use sync::{LockExt, RwLockExt};
 
 /// A duration flag in Go's syntax, as the upstream projects' flags take

@@ -4,7 +4,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 use kube::Client;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use tokio_util::sync::CancellationToken;
 
 /// How long a component's work has to return once told to stop.
@@ -108,14 +108,42 @@ pub struct Runtime {
 
 /// A client from `--kubeconfig`, else the usual places.
 pub async fn make_client(args: &RuntimeArgs) -> Result<Client, RuntimeError> {
-    match &args.kubeconfig {
+    Ok(Client::try_from(client_config(args).await?)?)
+}
+
+async fn client_config(args: &RuntimeArgs) -> Result<kube::Config, RuntimeError> {
+    Ok(match &args.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)?;
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-            Ok(Client::try_from(cfg)?)
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
         }
-        None => Ok(Client::try_default().await?),
-    }
+        None => kube::Config::infer()
+            .await
+            .map_err(kube::Error::InferConfig)?,
+    })
+}
+
+/// Requests sent to the API server, by HTTP method (watches count once,
+/// when they start), as client-go's `rest_client_requests_total` counts
+/// them for the upstream controllers.
+pub type ApiRequests = Family<Vec<(String, String)>, Counter>;
+
+/// A client whose every request is counted in `requests`.
+pub async fn make_counting_client(
+    args: &RuntimeArgs,
+    requests: ApiRequests,
+) -> Result<Client, RuntimeError> {
+    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        requests
+            .get_or_create(&vec![("method".to_string(), req.method().to_string())])
+            .inc();
+        req
+    });
+    Ok(
+        kube::client::ClientBuilder::try_from(client_config(args).await?)?
+            .with_layer(&count)
+            .build(),
+    )
 }
 
 impl Runtime {
@@ -134,8 +162,16 @@ impl Runtime {
         crate::install_crypto_provider();
         crate::logging::init(args.log_format)?;
         let signal = crate::shutdown::on_signal().map_err(RuntimeError::Signals)?;
-        let client = make_client(args).await?;
         let admin = AdminState::default();
+        let requests = ApiRequests::default();
+        admin.with_registry(|r| {
+            r.register(
+                "outrigger_kube_client_requests",
+                "Requests this process sent to the API server, by HTTP method",
+                requests.clone(),
+            )
+        });
+        let client = make_counting_client(args, requests).await?;
         let server_stop = CancellationToken::new();
         let (addr, server) = admin
             .serve(args.admin_address, server_stop.clone())
