@@ -25,7 +25,7 @@ rows = [("Outrigger (release)", o)] + ([("Karpenter v1.12.1 (kwok)", k)] if k el
 
 
 def per_decision(r):
-    return r["evaluation_s_sum"] / r["commands"] if r and r["commands"] else None
+    return r["evaluation_compute_s"] / r["commands"] if r and r["commands"] else None
 
 
 def fmt(v, f="{:.2f}"):
@@ -48,25 +48,25 @@ out.append(
 )
 out.append("")
 out.append(
-    "| program | nodes before | $/h before | first decision after T0 s | commands | nodes disrupted | settled after s | nodes after | $/h after | evaluation s (sum) | evaluation per command ms | API requests (T0 to settled) | CPU s | peak RSS MiB |"
+    "| program | nodes before | $/h before | first decision after T0 s | commands | nodes disrupted | settled after s | nodes after | $/h after | evaluation s (sum) | of it computing s | computing per command ms | API requests (T0 to settled) | CPU s | peak RSS MiB |"
 )
-out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label, r in rows:
     if not r:
         continue
     out.append(
         f"| {label} | {r['nodes_before']} | {r['price_before']:.2f} | {fmt(r['first_decision_s'], '{:.1f}')} | "
         f"{r['commands']} | {r['nodes_disrupted']} | {r['settled_s']:.0f} | {r['nodes_after']} | {r['price_after']:.2f} | "
-        f"{r['evaluation_s_sum']:.3f} | {fmt(per_decision(r) and per_decision(r) * 1000, '{:.1f}')} | {calls(r)} "
+        f"{r['evaluation_s_sum']:.3f} | {r['evaluation_compute_s']:.3f} | {fmt(per_decision(r) and per_decision(r) * 1000, '{:.1f}')} | {calls(r)} "
         f"({', '.join(f'{m} {n}' for m, n in r['api_requests'].items())}) | {r['cpu_s']:.1f} | {r['vmhwm_mib']:.0f} |"
     )
 out.append("")
 if o and k:
     ratios = []
     if per_decision(o) and per_decision(k):
-        ratios.append(f"evaluation per command Karpenter / Outrigger {per_decision(k) / per_decision(o):.1f}x")
-    if o["evaluation_s_sum"] and k["evaluation_s_sum"]:
-        ratios.append(f"evaluation time in all {k['evaluation_s_sum'] / o['evaluation_s_sum']:.1f}x")
+        ratios.append(f"computing per command Karpenter / Outrigger {per_decision(k) / per_decision(o):.1f}x")
+    if o["evaluation_compute_s"] and k["evaluation_compute_s"]:
+        ratios.append(f"computing in all {k['evaluation_compute_s'] / o['evaluation_compute_s']:.1f}x")
     ratios.append(f"price after Outrigger / Karpenter {o['price_after'] / k['price_after']:.3f}")
     ratios.append(f"nodes after {o['nodes_after']} vs {k['nodes_after']}")
     if o["first_decision_s"] is not None and k["first_decision_s"] is not None:
@@ -82,11 +82,14 @@ out.append(
     "`disrupting nodeclaim(s) via ...`, Karpenter v1.12: `disrupting node(s)`); both hold a consolidation command 15 s "
     "before acting, and poll every 10 s, so the first decision is bounded below by those waits, not by computing. "
     "Evaluation is `karpenter_voluntary_disruption_decision_evaluation_duration_seconds` from each one's own metrics "
-    "between T0 and settling (Karpenter observes each method it runs, Outrigger each pass over all methods): the time "
-    "spent deciding, and per command made. Settled: no node added or removed, tainted or cordoned, no NodeClaim "
+    "between T0 and settling (Karpenter observes each method it runs, Outrigger each pass over all methods). "
+    "Karpenter's observation includes the 15 s a consolidation command is held before its validation (inside "
+    "`ComputeCommands`); Outrigger holds a command between passes, outside its observation. \"Of it computing\" takes "
+    "15 s off each Karpenter observation above 15 s (from its histogram's buckets): the time spent deciding, in all "
+    "and per command made. Settled: no node added or removed, tainted or cordoned, no NodeClaim "
     "being deleted and every 250m pod running, for 120 s (the time is when that quiet began). Prices are the "
     "catalogue's on-demand prices of the nodes' types. API requests are counted by each client (Outrigger "
-    "`outrigger_kube_client_requests_total`, Karpenter client-go's `rest_client_requests_total`; a watch counts once). "
+    "`outrigger_kube_client_requests_total`, Karpenter client-go's `client_go_request_total`; a watch counts once). "
     "CPU is the controller process's user + system time from T0 to the end; peak RSS its VmHWM at the end. Allocatable "
     "differs: Karpenter's kwok provider reserves 100m and 10Mi per node, Outrigger's catalogue EKS's kubelet "
     "reservations, so the same type holds a little more for Karpenter."
