@@ -62,6 +62,9 @@ pub trait Cluster: Send + Sync {
     async fn patch_node(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
     /// Asks the Eviction API to evict the pod (PDBs decide).
     async fn evict(&self, pod: &Pod) -> Result<Eviction, kube::Error>;
+    /// Deletes a pod with this grace period, PDBs and all (a node's
+    /// `terminationGracePeriod` running out); gone already is fine.
+    async fn delete_pod(&self, pod: &Pod, grace_seconds: i64) -> Result<(), kube::Error>;
     /// A merge patch of an object's status (pools and node classes).
     async fn patch_status(
         &self,
@@ -176,6 +179,20 @@ impl Cluster for Kube {
             Ok(_) => Ok(Eviction::Evicted),
             Err(kube::Error::Api(e)) if e.code == 429 => Ok(Eviction::Blocked),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(Eviction::Gone),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_pod(&self, pod: &Pod, grace_seconds: i64) -> Result<(), kube::Error> {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let dp = kube::api::DeleteParams {
+            grace_period_seconds: Some(grace_seconds.max(1) as u32),
+            ..Default::default()
+        };
+        match api.delete(&pod.name_any(), &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -135,6 +135,8 @@ struct State {
     protected: BTreeSet<String>,
     /// (warning, reason, note), in order.
     events: Vec<(bool, String, String)>,
+    /// Pods deleted (not evicted), with their grace period.
+    deleted_pods: Vec<(String, i64)>,
 }
 
 /// The stores the controllers read.
@@ -178,6 +180,7 @@ impl Memory {
                     pdbs,
                     protected: BTreeSet::new(),
                     events: vec![],
+                    deleted_pods: vec![],
                 }),
             },
             Stores {
@@ -262,6 +265,11 @@ impl Memory {
         } else {
             s.protected.remove(&key);
         }
+    }
+
+    /// Pods deleted (not evicted) so far: (name, grace seconds).
+    pub fn deleted_pods(&self) -> Vec<(String, i64)> {
+        self.state.locked().deleted_pods.clone()
     }
 
     /// The Events so far: (warning, reason, note).
@@ -377,6 +385,15 @@ impl Cluster for Memory {
         }
         self.remove_pod(&ns, &name);
         Ok(Eviction::Evicted)
+    }
+
+    async fn delete_pod(&self, pod: &Pod, grace_seconds: i64) -> Result<(), kube::Error> {
+        self.state
+            .locked()
+            .deleted_pods
+            .push((pod.name_any(), grace_seconds));
+        self.remove_pod(&pod.namespace().unwrap_or_default(), &pod.name_any());
+        Ok(())
     }
 
     async fn patch_status(

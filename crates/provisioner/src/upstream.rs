@@ -19,6 +19,9 @@ pub const POOL_KIND: &str = "karpenter.sh/nodepool-kind";
 /// On a pod: it keeps its node (`"true"`, or a duration since it
 /// started); on a Node or NodeClaim: the node is not disrupted.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// When a deleting claim's `terminationGracePeriod` runs out (RFC 3339),
+/// written at the start of its termination.
+pub const TERMINATION_TIMESTAMP: &str = "karpenter.sh/nodeclaim-termination-timestamp";
 /// On a claim: the hash of its pool's template when it was created, and
 /// the hash's version (drift compares them with the pool's now).
 pub const NODEPOOL_HASH: &str = "karpenter.sh/nodepool-hash";
@@ -51,6 +54,10 @@ pub const UNCONSOLIDATABLE: &str = "Unconsolidatable";
 pub const DISRUPTION_LAUNCHING: &str = "DisruptionLaunching";
 pub const DISRUPTION_WAITING_READINESS: &str = "DisruptionWaitingReadiness";
 pub const DISRUPTION_TERMINATING: &str = "DisruptionTerminating";
+/// A pod deleted for its node's `terminationGracePeriod` (on the pod).
+pub const DISRUPTED: &str = "Disrupted";
+/// A draining node with a deadline (on the node).
+pub const TGP_EXPIRING: &str = "TerminationGracePeriodExpiring";
 
 /// Log lines.
 pub const WAITING_FOR_PODS: &str = "Waiting for unschedulable pods";

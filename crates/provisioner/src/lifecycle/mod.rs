@@ -715,9 +715,16 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
                 .await?;
             tracing::info!(pool = %pool, kind, node = %node_name, "{}", upstream::CORDONED);
         }
-        // Evict what is left (daemonset pods go with the node).
+        // Evict what is left (daemonset pods go with the node), but not
+        // do-not-disrupt pods: the drain waits for them. Once the claim's
+        // terminationGracePeriod is close enough that a pod's own grace
+        // period would outlast it, the pod is deleted, PDBs and
+        // do-not-disrupt bypassed (Karpenter's rule).
+        let deadline = termination_deadline(ctx, claim, &node).await?;
+        let now = jiff::Timestamp::now();
         let mut left = 0;
         let mut blocked = false;
+        let mut next_delete: Option<Duration> = None;
         for p in ctx.pods.state().iter().filter(|p| {
             p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name.as_str())
                 && pods::is_active(p)
@@ -727,16 +734,49 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
             if p.metadata.deletion_timestamp.is_some() {
                 continue;
             }
+            if let Some(d) = deadline {
+                let own = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+                    .unwrap_or(30);
+                let at = d - jiff::SignedDuration::from_secs(own);
+                if now >= at {
+                    let grace = (d.as_second() - now.as_second()).max(1);
+                    ctx.cluster.delete_pod(p, grace).await?;
+                    ctx.cluster
+                        .event(
+                            reference(p.as_ref()),
+                            false,
+                            upstream::DISRUPTED,
+                            "Disrupt",
+                            format!(
+                                "Deleting the pod to accommodate the terminationTime {d} of the node. The pod was granted {grace} seconds of grace-period of its {own} terminationGracePeriodSeconds. This bypasses the PDB of the pod and the do-not-disrupt annotation."
+                            ),
+                        )
+                        .await;
+                    continue;
+                }
+                let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+                next_delete = Some(next_delete.map_or(wait, |n| n.min(wait)));
+            }
+            if crate::disruption::facts::do_not_disrupt(p, now) {
+                continue;
+            }
             blocked |= ctx.cluster.evict(p).await? == Eviction::Blocked;
         }
         if left > 0 {
             // The pods' deletions wake this claim; a refused eviction is
-            // tried again on a timer.
-            return Ok(if blocked {
-                Action::requeue(EVICTION_RETRY)
+            // tried again on a timer, and a pod due for deletion at its
+            // time.
+            let after = if blocked {
+                EVICTION_RETRY
             } else {
-                Action::requeue(REGISTRATION_CHECK)
-            });
+                REGISTRATION_CHECK
+            };
+            return Ok(Action::requeue(
+                next_delete.map_or(after, |n| after.min(n + Duration::from_millis(100))),
+            ));
         }
         delete_instance(ctx, claim).await?;
         tracing::info!(pool = %pool, kind, node = %node_name, "{}", upstream::DELETED_NODE);
@@ -752,6 +792,59 @@ async fn terminate(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
             .await?;
     }
     Ok(Action::Done)
+}
+
+/// When a deleting claim's `terminationGracePeriod` runs out: its
+/// `karpenter.sh/nodeclaim-termination-timestamp` annotation, written at
+/// the first call (deletion time plus the period, with an Event on the
+/// node). `None` without a period.
+async fn termination_deadline(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    node: &Node,
+) -> Result<Option<jiff::Timestamp>, Error> {
+    if let Some(v) = claim.annotations().get(upstream::TERMINATION_TIMESTAMP) {
+        match v.parse::<jiff::Timestamp>() {
+            Ok(t) => return Ok(Some(t)),
+            Err(e) => {
+                tracing::warn!(nodeclaim = %claim.name_any(), value = %v, error = %e, "ignoring an unreadable {}", upstream::TERMINATION_TIMESTAMP)
+            }
+        }
+    }
+    let Some(period) = claim
+        .spec
+        .termination_grace_period
+        .as_deref()
+        .and_then(crate::pools::duration)
+    else {
+        return Ok(None);
+    };
+    let Some(deleted) = claim.metadata.deletion_timestamp.as_ref() else {
+        return Ok(None);
+    };
+    let period = jiff::SignedDuration::try_from(period).unwrap_or(jiff::SignedDuration::MAX);
+    let at = deleted
+        .0
+        .checked_add(period)
+        .unwrap_or(jiff::Timestamp::MAX);
+    let at = jiff::Timestamp::from_second(at.as_second()).unwrap_or(at);
+    ctx.cluster
+        .patch_claim(
+            &claim.name_any(),
+            serde_json::json!({"metadata": {"annotations": {upstream::TERMINATION_TIMESTAMP: at.to_string()}}}),
+        )
+        .await?;
+    tracing::info!(nodeclaim = %claim.name_any(), "karpenter.sh/nodeclaim-termination-timestamp" = %at, "annotated nodeclaim");
+    ctx.cluster
+        .event(
+            reference(node),
+            true,
+            upstream::TGP_EXPIRING,
+            "Terminate",
+            format!("All pods will be deleted by {at}"),
+        )
+        .await;
+    Ok(Some(at))
 }
 
 /// Deletes the claim's instance through its provider; gone already, or a

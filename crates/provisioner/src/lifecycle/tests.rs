@@ -320,3 +320,109 @@ async fn a_finalizer_patch_from_a_stale_copy_is_refused() {
         "{f:?}"
     );
 }
+
+fn with_tgp(h: &crate::testing::Harness, name: &str, tgp: &str) {
+    let mut c = h.claim(name);
+    c.spec.termination_grace_period = Some(tgp.into());
+    h.mem.put_claim(c);
+}
+
+fn do_not_disrupt(mut p: k8s_openapi::api::core::v1::Pod) -> k8s_openapi::api::core::v1::Pod {
+    p.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(upstream::DO_NOT_DISRUPT.into(), "true".into());
+    p
+}
+
+/// A do-not-disrupt pod is not evicted: without a
+/// terminationGracePeriod the drain waits for it, the instance stays.
+#[tokio::test]
+async fn a_do_not_disrupt_pod_holds_the_drain_without_a_termination_grace_period() {
+    let h = harness();
+    h.mem.put_nodepool(nodepool("default", None, None));
+    let l = running(&h, "default-a", "default").await;
+    h.mem
+        .put_pod(do_not_disrupt(pod_on(&l.node_name, "keep", false)));
+    h.mem.put_pod(pod_on(&l.node_name, "web", false));
+    crate::cluster::Cluster::delete_claim(h.mem.as_ref(), "default-a")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        h.reconcile("default-a").await.unwrap();
+    }
+    let left: Vec<String> = h.stores.pods.state().iter().map(|p| p.name_any()).collect();
+    assert_eq!(left, vec!["keep".to_string()], "web evicted, keep not");
+    assert_eq!(h.fake.instance_ids().len(), 1);
+    assert!(h.mem.deleted_pods().is_empty());
+    assert!(
+        h.claim("default-a")
+            .annotations()
+            .get(upstream::TERMINATION_TIMESTAMP)
+            .is_none()
+    );
+}
+
+/// With a terminationGracePeriod the deadline is written on the claim;
+/// a pod is deleted once its own grace period would outlast the deadline
+/// (PDB and do-not-disrupt bypassed), with what is left of it; then the
+/// instance goes.
+#[tokio::test]
+async fn the_termination_grace_period_bounds_the_drain() {
+    let h = harness();
+    h.mem.put_nodepool(nodepool("default", None, None));
+    let l = running(&h, "default-a", "default").await;
+    with_tgp(&h, "default-a", "120s");
+    h.mem
+        .put_pod(do_not_disrupt(pod_on(&l.node_name, "keep", false)));
+    h.mem.put_pod(pod_on(&l.node_name, "guarded", false));
+    h.mem.protect("default", "guarded", true);
+    crate::cluster::Cluster::delete_claim(h.mem.as_ref(), "default-a")
+        .await
+        .unwrap();
+    let deleted_at = h.claim("default-a").metadata.deletion_timestamp.unwrap().0;
+    // 120 s from the deletion, pods of 30 s grace: deleted 90 s in.
+    let a = h.reconcile("default-a").await.unwrap();
+    let at: jiff::Timestamp = h.claim("default-a").annotations()[upstream::TERMINATION_TIMESTAMP]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        at.as_second(),
+        (deleted_at + jiff::SignedDuration::from_secs(120)).as_second()
+    );
+    assert!(
+        a == Action::requeue(EVICTION_RETRY),
+        "the PDB refused: tried again soon ({a:?})"
+    );
+    assert!(h.mem.deleted_pods().is_empty());
+    assert_eq!(h.stores.pods.state().len(), 2);
+    // The deadline 20 s away: both pods' 30 s would outlast it.
+    let mut c = h.claim("default-a");
+    let soon = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 20).unwrap();
+    c.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(upstream::TERMINATION_TIMESTAMP.into(), soon.to_string());
+    h.mem.put_claim(c);
+    h.reconcile("default-a").await.unwrap();
+    let mut deleted = h.mem.deleted_pods();
+    deleted.sort();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    for (_, grace) in &deleted {
+        assert!(
+            (19..=20).contains(grace),
+            "granted what is left: {deleted:?}"
+        );
+    }
+    let disrupted = h
+        .mem
+        .events()
+        .into_iter()
+        .filter(|(_, r, _)| r == upstream::DISRUPTED)
+        .count();
+    assert_eq!(disrupted, 2);
+    // Nothing left: the instance, then the claim.
+    h.reconcile("default-a").await.unwrap();
+    assert!(h.fake.instance_ids().is_empty());
+    assert!(h.mem.claim("default-a").is_none());
+}
