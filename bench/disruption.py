@@ -28,7 +28,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime
+
+from provisioning import ts
 
 
 def kubectl(*args, stdin=None, check=True):
@@ -166,14 +167,6 @@ def hwm_mib(pid):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def ts(s):
-    s = s.rstrip("Z")
-    if "." in s:
-        head, frac = s.split(".")
-        s = f"{head}.{frac[:6]}"
-    return datetime.fromisoformat(s).timestamp()
 
 
 def decisions(log, offset, impl):

@@ -9,6 +9,8 @@ import os
 import sys
 from datetime import date
 
+from results import write_section
+
 work, nodes, cpus, results = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 
@@ -36,7 +38,7 @@ def calls(r):
     return sum(r["api_requests"].values())
 
 
-out = ["<!-- disruption:begin -->", f"## Disruption: {nodes} over-provisioned nodes consolidated, {date.today()}", ""]
+out = [f"## Disruption: {nodes} over-provisioned nodes consolidated, {date.today()}", ""]
 out.append(
     f"One NodePool (on-demand, amd64, `WhenEmptyOrUnderutilized`, the default budget of 10%) of kwok nodes on the local "
     f"environment ({cpus} cores, real kube-apiserver and kube-scheduler); each controller alone against the cluster, "
@@ -94,13 +96,4 @@ out.append(
     "differs: Karpenter's kwok provider reserves 100m and 10Mi per node, Outrigger's catalogue EKS's kubelet "
     "reservations, so the same type holds a little more for Karpenter."
 )
-out.append("<!-- disruption:end -->")
-block = "\n".join(out)
-
-text = open(results).read() if os.path.exists(results) else "# Benchmarks\n"
-b, e = "<!-- disruption:begin -->", "<!-- disruption:end -->"
-if b in text and e in text:
-    text = text[: text.index(b)] + block + text[text.index(e) + len(e):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(results, "w").write(text)
+write_section(results, "disruption", "\n".join(out))

@@ -25,3 +25,13 @@ step_aside() { # component (outrigger-<name>) lease
   fi
   kubectl -n kube-system delete lease "$2" --ignore-not-found >/dev/null
 }
+
+# Waits until a command succeeds, while the process `pid` lives.
+wait_until() { # what timeout-seconds pid command...
+  local what="$1" deadline=$((SECONDS + $2)) pid="$3"; shift 3
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || die "$what exited during start"
+    (( SECONDS > deadline )) && die "$what not ready in time"
+    sleep 0.5
+  done
+}

@@ -46,14 +46,6 @@ spec:
 YAML
 
 
-wait_until() { # what timeout-seconds pid command...
-  local what="$1" deadline=$((SECONDS + $2)) pid="$3"; shift 3
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "$pid" 2>/dev/null || die "$what exited during start"
-    (( SECONDS > deadline )) && die "$what not ready in time"
-    sleep 0.5
-  done
-}
 
 restore() {
   [[ -n "${BENCH_PID:-}" ]] && stop_pid "$BENCH_PID"

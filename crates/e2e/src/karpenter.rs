@@ -183,3 +183,28 @@ pub async fn until_no_instances(env: &TestEnv, pool: &str, timeout: Duration) ->
     })
     .await
 }
+
+/// Deletes a test's v1alpha5 Provisioner (its NodeClaims, nodes and instances go
+/// with it) and namespace when the test ends, also when it fails; on success
+/// they are gone already.
+pub struct Leftovers<'a> {
+    pub env: &'a crate::TestEnv,
+    pub provisioner: String,
+    pub namespace: String,
+}
+
+impl Drop for Leftovers<'_> {
+    fn drop(&mut self) {
+        for (kind, name) in [
+            ("namespace", &self.namespace),
+            ("provisioners.karpenter.sh", &self.provisioner),
+        ] {
+            if let Err(e) = self.env.run(
+                "kubectl",
+                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
+            ) {
+                eprintln!("deleting {kind} {name}: {e:#}");
+            }
+        }
+    }
+}

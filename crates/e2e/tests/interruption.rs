@@ -23,36 +23,12 @@ use kube::{
 use outrigger_e2e::{
     TestEnv, TestNamespace, env, eventually,
     karpenter::{
-        all_running, inflate_on_provisioner, pool_instances, seed_provisioner, until_no_instances,
-        until_no_nodes,
+        Leftovers, all_running, inflate_on_provisioner, pool_instances, seed_provisioner,
+        until_no_instances, until_no_nodes,
     },
 };
 use outrigger_karpenter_api::{v1::NodeClaim, v1alpha5::Provisioner};
 use serde_json::Value;
-
-/// Deletes the test's Provisioner and namespace when the test ends, also
-/// when it fails.
-struct Leftovers<'a> {
-    env: &'a TestEnv,
-    provisioner: String,
-    namespace: String,
-}
-
-impl Drop for Leftovers<'_> {
-    fn drop(&mut self) {
-        for (kind, name) in [
-            ("namespace", &self.namespace),
-            ("provisioners.karpenter.sh", &self.provisioner),
-        ] {
-            if let Err(e) = self.env.run(
-                "kubectl",
-                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
-            ) {
-                eprintln!("deleting {kind} {name}: {e:#}");
-            }
-        }
-    }
-}
 
 /// Messages in the queue, visible or received and not deleted (the AWS
 /// CLI v1 ignores `AWS_ENDPOINT_URL` for SQS: the endpoint is passed).

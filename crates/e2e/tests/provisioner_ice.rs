@@ -17,10 +17,10 @@ use kube::{
     api::{DeleteParams, ListParams, PostParams},
 };
 use outrigger_e2e::{
-    TestEnv, TestNamespace, env,
+    TestNamespace, env,
     karpenter::{
-        all_running, inflate_on_provisioner, pool_instances, seed_provisioner, until_no_instances,
-        until_no_nodes, until_no_pods,
+        Leftovers, all_running, inflate_on_provisioner, pool_instances, seed_provisioner,
+        until_no_instances, until_no_nodes, until_no_pods,
     },
     moto::{NoCapacity, insufficient_capacity},
 };
@@ -29,31 +29,6 @@ use serde_json::{Value, json};
 
 /// Only this test launches it.
 const TYPE: &str = "m6i.2xlarge";
-
-/// Deletes the test's Provisioner (its NodeClaims, nodes and instances go
-/// with it) and namespace when the test ends, also when it fails; on success
-/// they are gone already.
-struct Leftovers<'a> {
-    env: &'a TestEnv,
-    provisioner: String,
-    namespace: String,
-}
-
-impl Drop for Leftovers<'_> {
-    fn drop(&mut self) {
-        for (kind, name) in [
-            ("namespace", &self.namespace),
-            ("provisioners.karpenter.sh", &self.provisioner),
-        ] {
-            if let Err(e) = self.env.run(
-                "kubectl",
-                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
-            ) {
-                eprintln!("deleting {kind} {name}: {e:#}");
-            }
-        }
-    }
-}
 
 /// A Provisioner allowing spot and on-demand m6i.2xlarge: no spot capacity
 /// in any zone, so three `cpu: 1` pods run on one on-demand node; the
