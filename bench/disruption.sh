@@ -47,27 +47,11 @@ spec:
 YAML
 }
 
-
-restore() {
-  [[ -n "${BENCH_PID:-}" ]] && stop_pid "$BENCH_PID"
-  kubectl delete nodepool "$POOL" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  bash "$TESTENV/scripts/components.sh" up >/dev/null 2>&1 || true
-}
-trap restore EXIT
-
-# The environment's provisioner steps aside (one controller at a time).
-step_aside outrigger-provisioner outrigger-provisioner
+provisioner_bench "$POOL"
 
 log "outrigger: $NODES nodes over-provisioned, consolidated"
 pool
-AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DEFAULT" \
-  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing OUTRIGGER_LOG_FORMAT=json \
-  "$OUTRIGGER_RELEASE" provisioner --kubeconfig "$STATE/provisioner.kubeconfig" \
-  --leader-elect-namespace kube-system --cluster-name "$CLUSTER_NAME" \
-  --providers kwok --kwok-kubelet-port "$KWOK_PORT" \
-  --admin-address "127.0.0.1:$PROVISIONER_ADMIN_PORT" >"$WORK/outrigger.log" 2>&1 &
-BENCH_PID=$!
-wait_until "outrigger provisioner (release)" 60 "$BENCH_PID" curl -sf "http://127.0.0.1:$PROVISIONER_ADMIN_PORT/readyz"
+start_release_provisioner "$WORK/outrigger.log"
 python3 "$REPO/bench/disruption.py" --impl outrigger --log "$WORK/outrigger.log" --pid "$BENCH_PID" \
   --metrics "http://127.0.0.1:$PROVISIONER_ADMIN_PORT/metrics" --types "$WORK/types.json" \
   --nodes "$NODES" --pool "$POOL" --namespace bench-disruption-o | tee "$WORK/outrigger.json"

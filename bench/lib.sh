@@ -35,3 +35,32 @@ wait_until() { # what timeout-seconds pid command...
     sleep 0.5
   done
 }
+
+# The provisioner benchmarks: the environment's provisioner steps aside for
+# the run (one provisioner at a time) and is started again at the end, with
+# the benchmark's pool deleted and its own program stopped (BENCH_PID).
+provisioner_bench() { # pool
+  BENCH_POOL="$1"
+  trap restore_provisioner EXIT
+  step_aside outrigger-provisioner outrigger-provisioner
+}
+
+restore_provisioner() {
+  [[ -n "${BENCH_PID:-}" ]] && stop_pid "$BENCH_PID"
+  kubectl delete nodepool "$BENCH_POOL" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  bash "$TESTENV/scripts/components.sh" up >/dev/null 2>&1 || true
+}
+
+# Outrigger's release provisioner (kwok provider, the environment's flags)
+# in the background, its JSON log in LOGFILE; returns once it is ready, with
+# its pid in BENCH_PID.
+start_release_provisioner() { # logfile
+  AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DEFAULT" \
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing OUTRIGGER_LOG_FORMAT=json \
+    "$OUTRIGGER_RELEASE" provisioner --kubeconfig "$STATE/provisioner.kubeconfig" \
+    --leader-elect-namespace kube-system --cluster-name "$CLUSTER_NAME" \
+    --providers kwok --kwok-kubelet-port "$KWOK_PORT" \
+    --admin-address "127.0.0.1:$PROVISIONER_ADMIN_PORT" >"$1" 2>&1 &
+  BENCH_PID=$!
+  wait_until "outrigger provisioner (release)" 60 "$BENCH_PID" curl -sf "http://127.0.0.1:$PROVISIONER_ADMIN_PORT/readyz"
+}

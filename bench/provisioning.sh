@@ -45,30 +45,13 @@ spec:
   disruption: {consolidationPolicy: WhenEmpty, consolidateAfter: 0s}
 YAML
 
-
-
-restore() {
-  [[ -n "${BENCH_PID:-}" ]] && stop_pid "$BENCH_PID"
-  kubectl delete nodepool "$POOL" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  bash "$TESTENV/scripts/components.sh" up >/dev/null 2>&1 || true
-}
-trap restore EXIT
-
-# The environment's provisioner steps aside (one provisioner at a time).
-step_aside outrigger-provisioner outrigger-provisioner
+provisioner_bench "$POOL"
 
 run_window() { # idle max: both programs, one after the other
   local idle="$1" max="$2" tag="$1-$2"
   export BATCH_IDLE_DURATION="$idle" BATCH_MAX_DURATION="$max"
   log "outrigger, batch window $idle idle / $max max: $ROUNDS rounds of $PODS pods"
-  AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION="$AWS_REGION_DEFAULT" \
-    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing OUTRIGGER_LOG_FORMAT=json \
-    "$OUTRIGGER_RELEASE" provisioner --kubeconfig "$STATE/provisioner.kubeconfig" \
-    --leader-elect-namespace kube-system --cluster-name "$CLUSTER_NAME" \
-    --providers kwok --kwok-kubelet-port "$KWOK_PORT" \
-    --admin-address "127.0.0.1:$PROVISIONER_ADMIN_PORT" >"$WORK/outrigger-$tag.log" 2>&1 &
-  BENCH_PID=$!
-  wait_until "outrigger provisioner (release)" 60 "$BENCH_PID" curl -sf "http://127.0.0.1:$PROVISIONER_ADMIN_PORT/readyz"
+  start_release_provisioner "$WORK/outrigger-$tag.log"
   python3 "$REPO/bench/provisioning.py" --impl outrigger --log "$WORK/outrigger-$tag.log" \
     --rounds "$ROUNDS" --pods "$PODS" --pool "$POOL" --namespace "bench-prov-o-$idle" | tee "$WORK/outrigger-$tag.jsonl"
   echo "{\"vmhwm_kib\": $(awk '/VmHWM/ {print $2}' "/proc/$BENCH_PID/status")}" >"$WORK/outrigger-$tag-mem.json"
