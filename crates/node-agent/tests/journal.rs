@@ -13,10 +13,7 @@ use std::{
     time::Duration,
 };
 
-use outrigger_node_agent::{
-    agent::{Config, JournalConfig},
-    sink::group_file,
-};
+use outrigger_node_agent::agent::{Config, JournalConfig};
 
 mod common;
 use common::start;
@@ -86,10 +83,9 @@ fn config(root: &Path, journal_dir: &Path, read_from_head: bool) -> Config {
 
 /// seq -> (times seen, the stream it came in), from the dataplane group.
 fn delivered(out: &Path) -> BTreeMap<u64, (usize, String)> {
-    let text = std::fs::read_to_string(group_file(out, "/aws/containerinsights/demo/dataplane"))
-        .unwrap_or_default();
+    let lines = common::sink_lines(out, "/aws/containerinsights/demo/dataplane");
     let mut seen: BTreeMap<u64, (usize, String)> = BTreeMap::new();
-    for line in text.lines() {
+    for line in &lines {
         let e: serde_json::Value = serde_json::from_str(line).expect("sink line");
         let record = &e["message"];
         let unit = record["systemd_unit"].as_str().expect("unit").to_string();

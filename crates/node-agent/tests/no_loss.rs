@@ -116,10 +116,9 @@ fn start(root: &Path, state: &Path, out: &Path) -> Running {
 
 /// seq -> times seen, from the delivered records.
 fn delivered(out: &Path) -> BTreeMap<u64, usize> {
-    let text = std::fs::read_to_string(group_file(out, "/aws/containerinsights/demo/application"))
-        .unwrap_or_default();
+    let lines = common::sink_lines(out, "/aws/containerinsights/demo/application");
     let mut seen = BTreeMap::new();
-    for line in text.lines() {
+    for line in &lines {
         let e: serde_json::Value = serde_json::from_str(line).expect("sink line");
         let record = &e["message"];
         let log = record["log"].as_str().expect("log");

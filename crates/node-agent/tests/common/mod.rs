@@ -70,3 +70,12 @@ pub fn start(cfg: Config, state: &Path, out: &Path) -> Running {
         stop,
     }
 }
+
+/// The file sink's records for `group` so far, one JSON text each: only
+/// whole lines, the sink may be writing the last one as it is read.
+pub fn sink_lines(out: &Path, group: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(outrigger_node_agent::sink::group_file(out, group))
+        .unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |i| &text[..=i]);
+    whole.lines().map(str::to_string).collect()
+}
