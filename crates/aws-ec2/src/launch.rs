@@ -21,6 +21,9 @@ use outrigger_scheduling::model::{CAPACITY_ON_DEMAND, CAPACITY_SPOT};
 
 use crate::{Ec2, Ec2Error, Filter, ICE_TTL, api, tag};
 
+/// How long what a node class resolves to is taken as current (drift).
+const CLASS_NOW_TTL: Duration = Duration::from_secs(60);
+
 /// Where and how a node class launches.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeClass {
@@ -61,6 +64,20 @@ pub struct Instance {
     pub private_dns: String,
     /// Its `karpenter.sh/nodeclaim` tag.
     pub claim: String,
+    /// What it was launched with (drift compares them with its node
+    /// class's now).
+    pub image: String,
+    pub subnet: String,
+    pub security_groups: Vec<String>,
+}
+
+/// What a node class resolves to now, for drift: the image it launches
+/// with, every subnet and security group its selectors find.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassNow {
+    pub images: Vec<String>,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
 }
 
 impl Instance {
@@ -82,19 +99,72 @@ impl Ec2 {
         (self.subnets(class).await, self.security_groups(class).await)
     }
 
-    /// Subnet per zone: the one with the most free addresses.
-    async fn subnets(&self, class: &NodeClass) -> Result<BTreeMap<String, String>, Ec2Error> {
-        let mut best: BTreeMap<String, (i32, String)> = BTreeMap::new();
+    /// What the node class resolves to now (drift), looked up at most
+    /// every minute per class. A change of image or security groups also
+    /// drops the class's cached launch template, so a replacement launches
+    /// with the new ones.
+    pub async fn class_now(&self, class: &NodeClass) -> Result<ClassNow, Ec2Error> {
+        // Keyed by the whole class: a changed selector is looked up at once.
+        let key = format!("{class:?}");
+        if let Some((at, _, now)) = self.class_now.locked().get(&key)
+            && at.elapsed() < CLASS_NOW_TTL
+        {
+            return Ok(now.clone());
+        }
+        let mut subnets: Vec<String> = self
+            .matching_subnets(class)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        subnets.sort();
+        subnets.dedup();
+        let now = ClassNow {
+            images: vec![self.image(class).await?],
+            subnets,
+            security_groups: self.security_groups(class).await?,
+        };
+        let changed = {
+            let mut cache = self.class_now.locked();
+            // The class's last answer (this key's, or a former selector's).
+            let before = cache
+                .values()
+                .filter(|(_, name, _)| *name == class.name)
+                .max_by_key(|(at, _, _)| *at)
+                .map(|(_, _, n)| n.clone());
+            cache.retain(|_, (at, name, _)| *name != class.name && at.elapsed() < CLASS_NOW_TTL);
+            cache.insert(key, (Instant::now(), class.name.clone(), now.clone()));
+            before.is_some_and(|b| b != now)
+        };
+        if changed {
+            let prefix = format!("{}|", class.name);
+            self.resolved
+                .locked()
+                .retain(|k, _| !k.starts_with(&prefix));
+        }
+        Ok(now)
+    }
+
+    /// Every subnet the node class's selectors find.
+    async fn matching_subnets(&self, class: &NodeClass) -> Result<Vec<crate::Subnet>, Ec2Error> {
         let mut queries: Vec<Vec<Filter>> = class.subnet_tags.iter().map(Filter::tags).collect();
         if !class.subnet_ids.is_empty() {
             queries.push(vec![Filter::new("subnet-id", class.subnet_ids.clone())]);
         }
+        let mut out = vec![];
         for filters in queries {
-            for s in self.describe_subnets(&filters).await? {
-                let e = best.entry(s.zone).or_insert((-1, String::new()));
-                if s.free_addresses > e.0 || (s.free_addresses == e.0 && s.id < e.1) {
-                    *e = (s.free_addresses, s.id);
-                }
+            out.extend(self.describe_subnets(&filters).await?);
+        }
+        Ok(out)
+    }
+
+    /// Subnet per zone: the one with the most free addresses.
+    async fn subnets(&self, class: &NodeClass) -> Result<BTreeMap<String, String>, Ec2Error> {
+        let mut best: BTreeMap<String, (i32, String)> = BTreeMap::new();
+        for s in self.matching_subnets(class).await? {
+            let e = best.entry(s.zone).or_insert((-1, String::new()));
+            if s.free_addresses > e.0 || (s.free_addresses == e.0 && s.id < e.1) {
+                *e = (s.free_addresses, s.id);
             }
         }
         if best.is_empty() {
@@ -386,6 +456,22 @@ impl Ec2 {
                     .or_else(|| inst.and_then(|i| i.private_dns_name()).map(str::to_string))
                     .unwrap_or_default(),
                 claim: req.claim.clone(),
+                image: inst
+                    .and_then(|i| i.image_id())
+                    .unwrap_or_default()
+                    .to_string(),
+                subnet: inst
+                    .and_then(|i| i.subnet_id())
+                    .unwrap_or_default()
+                    .to_string(),
+                security_groups: inst
+                    .map(|i| {
+                        i.security_groups()
+                            .iter()
+                            .filter_map(|g| g.group_id().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             });
         }
         Err(Ec2Error::InsufficientCapacity(failures.join("; ")))
@@ -394,7 +480,8 @@ impl Ec2 {
     /// The node class's subnets and launch template, looked up at most
     /// every 5 minutes per class and set of node labels.
     async fn resolve(&self, class: &NodeClass, req: &LaunchRequest) -> Result<Resolved, Ec2Error> {
-        let key = format!("{}|{:?}|{:?}", class.name, req.labels, req.taints);
+        // The whole class in the key: a changed selector is resolved anew.
+        let key = format!("{}|{class:?}|{:?}|{:?}", class.name, req.labels, req.taints);
         let _one = self.resolving.lock().await;
         if let Some((at, r)) = self.resolved.locked().get(&key)
             && at.elapsed() < Duration::from_secs(300)
@@ -477,6 +564,13 @@ impl Ec2 {
                         .or_else(|| i.private_dns_name().map(str::to_string))
                         .unwrap_or_default(),
                     claim,
+                    image: i.image_id().unwrap_or_default().to_string(),
+                    subnet: i.subnet_id().unwrap_or_default().to_string(),
+                    security_groups: i
+                        .security_groups()
+                        .iter()
+                        .filter_map(|g| g.group_id().map(str::to_string))
+                        .collect(),
                 });
             }
         }

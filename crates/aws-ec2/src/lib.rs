@@ -31,7 +31,7 @@ use std::{
 use aws_sdk_ec2::Client;
 use outrigger_aws::{ApiError, Calls, SdkConfig};
 
-pub use launch::{Instance, LaunchRequest, NodeClass};
+pub use launch::{ClassNow, Instance, LaunchRequest, NodeClass};
 pub use network::{Filter, SecurityGroup, SgRule, Subnet};
 
 /// How long an offering that reported insufficient capacity stays out.
@@ -76,6 +76,8 @@ pub struct Ec2 {
     /// One lookup at a time: launches that start together wait for the
     /// first one's answer instead of repeating it.
     resolving: tokio::sync::Mutex<()>,
+    /// What each node class resolves to now (drift), by the class.
+    class_now: Mutex<HashMap<String, (Instant, String, launch::ClassNow)>>,
     /// (type, zone, capacity type) -> when it reported no capacity.
     ice: Mutex<HashMap<(String, String, String), Instant>>,
 }
@@ -101,6 +103,7 @@ impl Ec2 {
             cluster: cluster.to_string(),
             calls,
             resolved: Mutex::new(HashMap::new()),
+            class_now: Mutex::new(HashMap::new()),
             resolving: tokio::sync::Mutex::new(()),
             ice: Mutex::new(HashMap::new()),
         }

@@ -30,11 +30,16 @@ use crate::{
 /// drifted (as Karpenter does when its hash version changes).
 pub const HASH_VERSION: &str = "outrigger-v1";
 
-/// Why a claim drifted (the `Drifted` condition's reason).
+/// Why a claim drifted (the `Drifted` condition's reason): its pool
+/// changed, or (the cloud provider's, Karpenter AWS's reasons) its
+/// instance no longer matches what its node class resolves to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DriftReason {
     NodePoolDrifted,
     RequirementsDrifted,
+    AmiDrift,
+    SubnetDrift,
+    SecurityGroupDrift,
 }
 
 impl DriftReason {
@@ -42,8 +47,55 @@ impl DriftReason {
         match self {
             DriftReason::NodePoolDrifted => "NodePoolDrifted",
             DriftReason::RequirementsDrifted => "RequirementsDrifted",
+            DriftReason::AmiDrift => "AMIDrift",
+            DriftReason::SubnetDrift => "SubnetDrift",
+            DriftReason::SecurityGroupDrift => "SecurityGroupDrift",
         }
     }
+}
+
+/// What an instance was launched with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceFacts {
+    pub image: String,
+    pub subnet: String,
+    pub security_groups: Vec<String>,
+}
+
+/// What the instance's node class resolves to now: the images it would
+/// launch, every subnet and security group its selectors find.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeClassNow {
+    pub images: Vec<String>,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+/// Karpenter AWS's drift of an instance against its node class, in its
+/// order: the image is not one the class resolves to (`AMIDrift`), its
+/// subnet is not one the class selects (`SubnetDrift`), its security
+/// groups are not exactly the class's set (`SecurityGroupDrift`). What the
+/// class resolves to nothing for is not judged (Karpenter returns an error
+/// and decides nothing until it resolves), nor is an instance whose facts
+/// are unknown.
+pub fn cloud_drift(instance: &InstanceFacts, now: &NodeClassNow) -> Option<DriftReason> {
+    if !now.images.is_empty() && !instance.image.is_empty() && !now.images.contains(&instance.image)
+    {
+        return Some(DriftReason::AmiDrift);
+    }
+    if !now.subnets.is_empty()
+        && !instance.subnet.is_empty()
+        && !now.subnets.contains(&instance.subnet)
+    {
+        return Some(DriftReason::SubnetDrift);
+    }
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    if !now.security_groups.is_empty()
+        && set(&now.security_groups) != set(&instance.security_groups)
+    {
+        return Some(DriftReason::SecurityGroupDrift);
+    }
+    None
 }
 
 /// The hash of a NodePool's `spec.template` (as JSON) with what drift does
@@ -250,6 +302,44 @@ mod tests {
         let mut d = a.clone();
         d["metadata"]["labels"]["team"] = json!("b");
         assert_ne!(template_hash(&a), template_hash(&d));
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_instance_drifts_from_its_node_class_by_image_then_subnet_then_security_groups() {
+        let i = InstanceFacts {
+            image: "ami-1".into(),
+            subnet: "subnet-a".into(),
+            security_groups: strings(&["sg-1", "sg-2"]),
+        };
+        let now = NodeClassNow {
+            images: strings(&["ami-1", "ami-arm"]),
+            subnets: strings(&["subnet-a", "subnet-b"]),
+            security_groups: strings(&["sg-2", "sg-1"]),
+        };
+        assert_eq!(cloud_drift(&i, &now), None);
+        let all_changed = NodeClassNow {
+            images: strings(&["ami-2"]),
+            subnets: strings(&["subnet-b"]),
+            security_groups: strings(&["sg-1"]),
+        };
+        assert_eq!(cloud_drift(&i, &all_changed), Some(DriftReason::AmiDrift));
+        let mut n = now.clone();
+        n.subnets = strings(&["subnet-b"]);
+        n.security_groups = strings(&["sg-1"]);
+        assert_eq!(cloud_drift(&i, &n), Some(DriftReason::SubnetDrift));
+        // A security group added or removed: the set differs.
+        let mut n = now.clone();
+        n.security_groups = strings(&["sg-1", "sg-2", "sg-3"]);
+        assert_eq!(cloud_drift(&i, &n), Some(DriftReason::SecurityGroupDrift));
+        n.security_groups = strings(&["sg-1"]);
+        assert_eq!(cloud_drift(&i, &n), Some(DriftReason::SecurityGroupDrift));
+        // Nothing resolved (the selectors find nothing for now): no verdict.
+        assert_eq!(cloud_drift(&i, &NodeClassNow::default()), None);
+        assert_eq!(DriftReason::AmiDrift.as_str(), "AMIDrift");
     }
 
     #[test]

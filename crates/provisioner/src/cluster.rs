@@ -51,6 +51,8 @@ pub trait Cluster: Send + Sync {
     async fn patch_claim(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
     /// A merge patch of the claim's status subresource.
     async fn patch_claim_status(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
+    /// A merge patch of a NodePool's metadata (its hash annotations).
+    async fn patch_nodepool(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
     /// Deletes the claim (gone already is fine); with finalizers it is
     /// marked for deletion.
     async fn delete_claim(&self, name: &str) -> Result<(), kube::Error>;
@@ -125,6 +127,13 @@ impl Cluster for Kube {
 
     async fn patch_claim(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
         self.claims()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+    }
+
+    async fn patch_nodepool(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
+        Api::<NodePool>::all(self.client.clone())
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map(|_| ())

@@ -238,6 +238,12 @@ impl Memory {
         s.nodepools.put(p, rv);
     }
 
+    pub fn put_provisioner(&self, p: Provisioner) {
+        let mut s = self.state.locked();
+        let rv = Self::next(&mut s);
+        s.provisioners.put(p, rv);
+    }
+
     pub fn put_claim(&self, c: NodeClaim) {
         let mut s = self.state.locked();
         let rv = Self::next(&mut s);
@@ -305,6 +311,12 @@ impl Cluster for Memory {
         let mut s = self.state.locked();
         let rv = Self::next(&mut s);
         s.claims.patch(name, &patch, rv).map(|_| ())
+    }
+
+    async fn patch_nodepool(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
+        let mut s = self.state.locked();
+        let rv = Self::next(&mut s);
+        s.nodepools.patch(name, &patch, rv).map(|_| ())
     }
 
     async fn patch_claim_status(&self, name: &str, patch: Value) -> Result<(), kube::Error> {

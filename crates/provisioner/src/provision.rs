@@ -181,7 +181,20 @@ fn in_flight<'a>(
     model::Node {
         name: c.name_any(),
         labels: claim_labels(c),
-        taints: vec![],
+        // The taints it will register with (its startup taints go before
+        // it takes pods, as Karpenter counts them).
+        taints: c
+            .spec
+            .taints
+            .iter()
+            .filter_map(|t| {
+                Some(model::Taint {
+                    key: t.key.clone(),
+                    value: t.value.clone().unwrap_or_default(),
+                    effect: model::TaintEffect::parse(&t.effect)?,
+                })
+            })
+            .collect(),
         allocatable,
         pods: vec![],
         in_flight: true,
@@ -315,12 +328,27 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
     // startup taints soon (Karpenter's StateNode.Taints): they keep no
     // pending pod off it, or each batch while nodes register would launch
     // again for pods already planned onto them.
+    // A claim's node: the one it registered, or, before the lifecycle has
+    // recorded it, the one with its providerID (Karpenter's state keys
+    // nodes by providerID): never counted twice, as a node and as a claim
+    // still launching.
+    let by_provider_id: HashMap<&str, String> = w
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.spec.as_ref()?.provider_id.as_deref()?, n.name_any())))
+        .collect();
+    let node_of = |c: &NodeClaim| -> Option<String> {
+        let s = c.status.as_ref()?;
+        s.node_name
+            .clone()
+            .or_else(|| by_provider_id.get(s.provider_id.as_deref()?).cloned())
+    };
     let startup: HashMap<String, Vec<(String, String)>> = w
         .claims
         .values()
         .filter(|c| !initialized(c))
         .filter_map(|c| {
-            let node = c.status.as_ref()?.node_name.clone()?;
+            let node = node_of(c)?;
             let taints = c
                 .spec
                 .startup_taints
@@ -342,14 +370,14 @@ pub(crate) fn snapshot(w: &World) -> Snapshot {
         if let Some(startup) = startup.get(&name) {
             node.taints.retain(|t| {
                 let effect = t.effect.as_str();
-                !EPHEMERAL_TAINTS.contains(&(t.key.as_str(), effect))
+                !upstream::EPHEMERAL_TAINTS.contains(&(t.key.as_str(), effect))
                     && !startup.iter().any(|(k, e)| *k == t.key && e == effect)
             });
         }
         problem.nodes.push(node);
     }
     for c in w.claims.values() {
-        let node = c.status.as_ref().and_then(|s| s.node_name.clone());
+        let node = node_of(c);
         if c.metadata.deletion_timestamp.is_some()
             || node.as_ref().is_some_and(|n| registered.contains(n))
         {
@@ -395,18 +423,6 @@ pub(crate) async fn usable_pools(ctx: &Ctx) -> Vec<Pool> {
     }
     usable
 }
-
-/// Taints a node carries only until it is ready (Karpenter's
-/// `KnownEphemeralTaints` and its unregistered taint).
-const EPHEMERAL_TAINTS: [(&str, &str); 4] = [
-    ("node.kubernetes.io/not-ready", "NoSchedule"),
-    ("node.kubernetes.io/unreachable", "NoSchedule"),
-    (
-        "node.cloudprovider.kubernetes.io/uninitialized",
-        "NoSchedule",
-    ),
-    ("karpenter.sh/unregistered", "NoExecute"),
-];
 
 fn initialized(c: &NodeClaim) -> bool {
     c.status.as_ref().is_some_and(|s| {
@@ -831,5 +847,77 @@ mod tests {
         *h.ctx.last_batch.lock().unwrap() = None;
         super::run(&h.ctx).await;
         assert_eq!(h.stores.claims.state().len(), 2);
+    }
+
+    /// The 500-node benchmark's over-provisioning: nodes turned Ready while
+    /// the control plane's `not-ready` taint was still on them (it goes a
+    /// moment later), their claims were marked initialized, and the next
+    /// batch, seeing a tainted initialized node, launched again for pods
+    /// already planned onto it. Initialization now waits for the taint.
+    #[tokio::test]
+    async fn a_ready_node_still_tainted_not_ready_is_capacity_for_its_pods() {
+        let h = harness();
+        h.mem.put_nodepool(nodepool("default", None, None));
+        h.mem
+            .put_claim(crate::testing::claim("default-a", "default"));
+        h.reconcile("default-a").await.unwrap();
+        let l = h.launched("default-a");
+        let mut n = crate::testing::node(&l, true);
+        n.spec.get_or_insert_default().taints = Some(
+            serde_json::from_value(serde_json::json!([
+                {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+            ]))
+            .unwrap(),
+        );
+        h.mem.put_node(n);
+        h.reconcile("default-a").await.unwrap(); // registers
+        h.reconcile("default-a").await.unwrap(); // not initialized
+        h.mem.put_pod(pending_pod("web", "500m"));
+        super::run(&h.ctx).await;
+        assert_eq!(h.stores.claims.state().len(), 1, "no second claim");
+    }
+
+    /// A claim whose node has appeared but whose registration the
+    /// lifecycle has not recorded yet is that node, not also capacity still
+    /// launching; and a claim still launching carries its pool's taints.
+    #[tokio::test]
+    async fn a_claim_is_counted_once_and_with_its_taints() {
+        let h = harness();
+        h.mem.put_nodepool(nodepool("default", None, None));
+        let mut c = crate::testing::claim("default-a", "default");
+        c.spec.taints = vec![
+            serde_json::from_value(
+                serde_json::json!({"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}),
+            )
+            .unwrap(),
+        ];
+        h.mem.put_claim(c);
+        h.reconcile("default-a").await.unwrap();
+        // Launching: a pod that does not tolerate the pool's taint needs a
+        // node of its own.
+        h.mem.put_pod(pending_pod("web", "500m"));
+        super::run(&h.ctx).await;
+        assert_eq!(h.stores.claims.state().len(), 2);
+        // Its node registers (no taint of the claim's on it, to tell the
+        // two apart): one node, not a node and a claim.
+        let l = h.launched("default-a");
+        h.mem.put_node(crate::testing::node(&l, true));
+        let world = super::World {
+            pods: vec![],
+            nodes: h.stores.nodes.state(),
+            claims: super::claims_now(&h.ctx),
+            daemonsets: vec![],
+            pools: vec![],
+            catalogue: h.ctx.providers.catalogue(),
+            also: None,
+        };
+        let problem = super::snapshot(&world).problem;
+        let names: Vec<&str> = problem.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names.iter().filter(|n| **n == l.node_name).count(),
+            1,
+            "{names:?}"
+        );
+        assert!(!names.contains(&"default-a"), "{names:?}");
     }
 }

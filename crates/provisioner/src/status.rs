@@ -74,6 +74,22 @@ pub async fn run(ctx: &Ctx) -> Action {
     // round and put back.
     let mut found = std::mem::take(&mut *ctx.discovered.locked());
     discover(ctx, &mut found).await;
+    // Instances drift from their node class without any object changing
+    // (a new image, a subnet or security group retagged): the claims of
+    // AWS node classes are checked again every round (the provider caches
+    // what it looks up, so this costs few calls).
+    if ctx.aws.is_some() {
+        for c in ctx.claims.state() {
+            if c.status.as_ref().is_some_and(|s| s.provider_id.is_some())
+                && ctx
+                    .providers
+                    .for_class(&c.spec.node_class_ref)
+                    .is_some_and(|p| p.name() == "aws")
+            {
+                ctx.queue.add(crate::Key::Claim(c.name_any()));
+            }
+        }
+    }
     node_classes(ctx, &found).await;
     pools_status(ctx, &found).await;
     *ctx.discovered.locked() = found;
@@ -434,6 +450,7 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
     }
     let mut all: Vec<One> = vec![];
     for np in ctx.nodepools.state() {
+        hash_annotations(ctx, &np).await;
         let status = np.status.clone().unwrap_or_default();
         all.push(One {
             of: StatusOf::NodePool,
@@ -490,6 +507,29 @@ async fn pools_status(ctx: &Ctx, found: &Found) {
                     .await;
             }
         }
+    }
+}
+
+/// The NodePool's template hash and its version on the NodePool itself,
+/// as Karpenter's hash controller writes them (its claims carry the hash
+/// they were made from; drift compares the two).
+async fn hash_annotations(ctx: &Ctx, np: &outrigger_karpenter_api::v1::NodePool) {
+    use outrigger_disruption::drift::HASH_VERSION;
+    let Some(hash) = pools::from_nodepool(np).ok().and_then(|p| p.hash) else {
+        return;
+    };
+    let a = np.annotations();
+    if a.get(upstream::NODEPOOL_HASH) == Some(&hash)
+        && a.get(upstream::NODEPOOL_HASH_VERSION).map(String::as_str) == Some(HASH_VERSION)
+    {
+        return;
+    }
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        upstream::NODEPOOL_HASH: hash,
+        upstream::NODEPOOL_HASH_VERSION: HASH_VERSION,
+    }}});
+    if let Err(e) = ctx.cluster.patch_nodepool(&np.name_any(), patch).await {
+        tracing::warn!(nodepool = %np.name_any(), error = %e, "writing the nodepool's hash");
     }
 }
 
@@ -675,5 +715,26 @@ mod tests {
                 .iter()
                 .any(|(w, r, _)| *w && r == upstream::LIMIT_REACHED)
         );
+        // The pool carries its template's hash, as Karpenter's hash
+        // controller writes it; a template change moves it.
+        let hash = |h: &crate::testing::Harness| {
+            let np = h.mem.nodepool("default").unwrap();
+            let a = np.annotations();
+            assert_eq!(
+                a[upstream::NODEPOOL_HASH_VERSION],
+                outrigger_disruption::drift::HASH_VERSION
+            );
+            a[upstream::NODEPOOL_HASH].clone()
+        };
+        let before = hash(&h);
+        let mut np = h.mem.nodepool("default").unwrap();
+        np.spec
+            .template
+            .metadata
+            .labels
+            .insert("team".into(), "a".into());
+        h.mem.put_nodepool(np);
+        run(&h.ctx).await;
+        assert_ne!(hash(&h), before);
     }
 }

@@ -111,6 +111,34 @@ pub fn nodepool(
     serde_json::from_value(v).expect("a valid NodePool")
 }
 
+/// The seed's kind of pool: a v1alpha5 Provisioner deleting empty nodes
+/// after `ttlSecondsAfterEmpty`.
+pub fn provisioner(
+    name: &str,
+    ttl_seconds_after_empty: i64,
+) -> outrigger_karpenter_api::v1alpha5::Provisioner {
+    serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1alpha5",
+        "kind": "Provisioner",
+        "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 1},
+        "spec": {
+            "requirements": [
+                {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+            ],
+            "ttlSecondsAfterEmpty": ttl_seconds_after_empty,
+        },
+    }))
+    .expect("a valid Provisioner")
+}
+
+/// A claim of the Provisioner `pool`, as the provisioner creates it.
+pub fn provisioner_claim(name: &str, pool: &str) -> NodeClaim {
+    let mut c = claim(name, pool);
+    kube::ResourceExt::annotations_mut(&mut c)
+        .insert(upstream::POOL_KIND.into(), "provisioner".into());
+    c
+}
+
 /// A claim of `pool` for an m5.large, as the provisioner creates it.
 pub fn claim(name: &str, pool: &str) -> NodeClaim {
     serde_json::from_value(json!({

@@ -31,6 +31,24 @@ pub const NODEPOOL_HASH_VERSION: &str = "karpenter.sh/nodepool-hash-version";
 /// nodes it removes. Off by default (Karpenter's behaviour).
 pub const MIN_SAVINGS: &str = "outrigger.dev/consolidation-min-savings";
 
+/// Node labels Karpenter's lifecycle writes: the node registered with its
+/// claim, the node initialized (Ready, its startup and ephemeral taints
+/// gone).
+pub const REGISTERED_LABEL: &str = "karpenter.sh/registered";
+pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";
+
+/// Taints a node carries only until it is ready (Karpenter's
+/// `KnownEphemeralTaints` and its unregistered taint), as (key, effect).
+pub const EPHEMERAL_TAINTS: [(&str, &str); 4] = [
+    ("node.kubernetes.io/not-ready", "NoSchedule"),
+    ("node.kubernetes.io/unreachable", "NoSchedule"),
+    (
+        "node.cloudprovider.kubernetes.io/uninitialized",
+        "NoSchedule",
+    ),
+    ("karpenter.sh/unregistered", "NoExecute"),
+];
+
 /// NodeClaim condition types.
 pub const LAUNCHED: &str = "Launched";
 pub const REGISTERED: &str = "Registered";

@@ -19,7 +19,7 @@ use outrigger_karpenter_api::{
     v1::{NodeClaim, NodeClassReference},
     v1alpha5::Provisioner,
 };
-use outrigger_runtime::sync::RwLockExt;
+use outrigger_runtime::sync::{LockExt, RwLockExt};
 use outrigger_scheduling::{
     eks,
     model::{
@@ -53,7 +53,18 @@ pub struct Aws {
     types: RwLock<Arc<Vec<InstanceType>>>,
     provisioners: Store<Provisioner>,
     classes: Store<EC2NodeClass>,
+    /// The cluster's instances by ID, and when they were listed (drift).
+    instances: std::sync::Mutex<Option<InstanceList>>,
+    listing: tokio::sync::Mutex<()>,
 }
+
+type InstanceList = (
+    std::time::Instant,
+    Arc<BTreeMap<String, outrigger_aws_ec2::Instance>>,
+);
+
+/// How long a listing of the cluster's instances serves drift checks.
+const INSTANCES_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Aws {
     /// Discovers the region's instance types; fails if EC2 cannot be
@@ -73,7 +84,37 @@ impl Aws {
             types: RwLock::new(Arc::new(types)),
             provisioners,
             classes,
+            instances: std::sync::Mutex::new(None),
+            listing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The cluster's live instance with this ID, from one DescribeInstances
+    /// of all of them at most every [`INSTANCES_TTL`] (drift asks for every
+    /// claim in turn); an instance not in the last listing is looked for
+    /// once more after the TTL, not at once.
+    async fn instance(&self, id: &str) -> Result<Option<outrigger_aws_ec2::Instance>, CloudError> {
+        let _one = self.listing.lock().await;
+        let fresh = self
+            .instances
+            .locked()
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < INSTANCES_TTL);
+        if !fresh {
+            let all: BTreeMap<String, outrigger_aws_ec2::Instance> = self
+                .ec2
+                .cluster_instances()
+                .await?
+                .into_iter()
+                .map(|i| (i.id.clone(), i))
+                .collect();
+            *self.instances.locked() = Some((std::time::Instant::now(), Arc::new(all)));
+        }
+        Ok(self
+            .instances
+            .locked()
+            .as_ref()
+            .and_then(|(_, all)| all.get(id).cloned()))
     }
 
     /// Keeps an offering out of launches for a while (a spot interruption
@@ -348,6 +389,36 @@ impl CloudProvider for Aws {
                 claim: i.claim,
             })
             .collect())
+    }
+
+    async fn drifted(
+        &self,
+        claim: &NodeClaim,
+    ) -> Result<Option<outrigger_disruption::drift::DriftReason>, CloudError> {
+        use outrigger_disruption::drift::{InstanceFacts, NodeClassNow, cloud_drift};
+        let Some(provider_id) = claim.status.as_ref().and_then(|s| s.provider_id.as_deref()) else {
+            return Ok(None);
+        };
+        let id = provider_id.rsplit('/').next().unwrap_or(provider_id);
+        let Some(instance) = self.instance(id).await? else {
+            return Ok(None);
+        };
+        let class = self
+            .node_class(&claim.spec.node_class_ref)
+            .map_err(CloudError::NodeClassNotReady)?;
+        let now = self.ec2.class_now(&class).await?;
+        Ok(cloud_drift(
+            &InstanceFacts {
+                image: instance.image.clone(),
+                subnet: instance.subnet.clone(),
+                security_groups: instance.security_groups.clone(),
+            },
+            &NodeClassNow {
+                images: now.images,
+                subnets: now.subnets,
+                security_groups: now.security_groups,
+            },
+        ))
     }
 
     async fn refresh(&self) {

@@ -31,6 +31,8 @@ struct State {
     next_id: u64,
     /// Every call, in order (`create nodeclaim-a`, `delete i-1`...).
     calls: Vec<String>,
+    /// Claims whose instance has drifted from its node class, and why.
+    drifted: BTreeMap<String, outrigger_disruption::drift::DriftReason>,
 }
 
 pub struct Fake {
@@ -63,6 +65,15 @@ impl Fake {
             kind: KIND.into(),
             name: name.into(),
         }
+    }
+
+    /// The claim's instance drifts from its node class (`None`: no longer).
+    pub fn drift(&self, claim: &str, reason: Option<outrigger_disruption::drift::DriftReason>) {
+        let mut s = self.state.locked();
+        match reason {
+            Some(r) => s.drifted.insert(claim.to_string(), r),
+            None => s.drifted.remove(claim),
+        };
     }
 
     /// Offerings of `itype` in `zone` (any zone for `*`) of `capacity_type`
@@ -147,6 +158,13 @@ impl Fake {
 
 #[async_trait]
 impl CloudProvider for Fake {
+    async fn drifted(
+        &self,
+        claim: &NodeClaim,
+    ) -> Result<Option<outrigger_disruption::drift::DriftReason>, CloudError> {
+        Ok(self.state.locked().drifted.get(&claim.name_any()).copied())
+    }
+
     fn name(&self) -> &'static str {
         "fake"
     }

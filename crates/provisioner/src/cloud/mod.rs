@@ -110,6 +110,15 @@ pub trait CloudProvider: Send + Sync {
     async fn list(&self) -> Result<Vec<Instance>, CloudError>;
     /// Refreshes what it caches (the catalogue); called periodically.
     async fn refresh(&self) {}
+    /// Whether the claim's instance no longer matches what its node class
+    /// resolves to now (Karpenter's `CloudProvider.IsDrifted`); providers
+    /// with nothing to compare never drift.
+    async fn drifted(
+        &self,
+        _claim: &NodeClaim,
+    ) -> Result<Option<outrigger_disruption::drift::DriftReason>, CloudError> {
+        Ok(None)
+    }
 }
 
 /// The enabled providers, and which serves which node class.

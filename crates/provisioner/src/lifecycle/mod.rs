@@ -1,6 +1,7 @@
 //! The NodeClaim lifecycle, one claim per reconcile: launch through its
 //! node class's provider, register (link the Node by providerID, sync its
-//! labels), initialize (Ready node), the empty-node TTL, and termination
+//! labels), initialize (Ready node, startup and ephemeral taints gone),
+//! the empty-node TTL, and termination
 //! through the `karpenter.sh/termination` finalizer (taint and cordon the
 //! node, evict its pods through the Eviction API so PDBs decide, delete
 //! the instance, let the claim go).
@@ -261,6 +262,38 @@ async fn expire(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
     Ok(Action::Done)
 }
 
+/// A Ready node's taint that keeps it from being initialized, in
+/// Karpenter's words (reason, message): one of the claim's startup taints,
+/// or a known ephemeral one (matched by key and effect).
+pub(crate) fn still_tainted(claim: &NodeClaim, node: &Node) -> Option<(&'static str, String)> {
+    let taints = node.spec.as_ref().and_then(|s| s.taints.as_ref())?;
+    let text = |t: &Taint| match t.value.as_deref() {
+        Some(v) if !v.is_empty() => format!("{}={}:{}", t.key, v, t.effect),
+        _ => format!("{}:{}", t.key, t.effect),
+    };
+    if let Some(t) = taints.iter().find(|t| {
+        claim
+            .spec
+            .startup_taints
+            .iter()
+            .any(|s| s.key == t.key && s.effect == t.effect)
+    }) {
+        return Some((
+            "StartupTaintsExist",
+            format!("StartupTaint \"{}\" still exists", text(t)),
+        ));
+    }
+    taints
+        .iter()
+        .find(|t| upstream::EPHEMERAL_TAINTS.contains(&(t.key.as_str(), t.effect.as_str())))
+        .map(|t| {
+            (
+                "KnownEphemeralTaintsExist",
+                format!("KnownEphemeralTaint \"{}\" still exists", text(t)),
+            )
+        })
+}
+
 /// One step of a live claim's lifecycle: launch, register, initialize,
 /// then its pods' events, `Consolidatable`, and the empty-node TTL.
 async fn step(ctx: &Ctx, claim: &std::sync::Arc<NodeClaim>) -> Result<Action, Error> {
@@ -283,6 +316,7 @@ async fn step(ctx: &Ctx, claim: &std::sync::Arc<NodeClaim>) -> Result<Action, Er
         // provisioner-name), as Karpenter's registration does.
         let mut labels = claim.labels().clone();
         labels.remove(upstream::POOL_KIND);
+        labels.insert(upstream::REGISTERED_LABEL.into(), "true".into());
         ctx.cluster
             .patch_node(
                 &node_name,
@@ -314,6 +348,25 @@ async fn step(ctx: &Ctx, claim: &std::sync::Arc<NodeClaim>) -> Result<Action, Er
         return Ok(Action::Done);
     }
     if !conditions::is_true(&status.conditions, upstream::INITIALIZED) {
+        // Ready is not enough: until the node's startup taints and the
+        // taints the control plane puts on a node not ready yet are gone,
+        // the pods it was launched for cannot land (Karpenter's
+        // initialization). The Node watch brings it back here.
+        if let Some((reason, message)) = still_tainted(&claim, &node) {
+            set_conditions(
+                ctx,
+                &claim,
+                &[(upstream::INITIALIZED, Status::Unknown, reason, message)],
+            )
+            .await?;
+            return Ok(Action::Done);
+        }
+        ctx.cluster
+            .patch_node(
+                &node_name,
+                serde_json::json!({"metadata": {"labels": {upstream::INITIALIZED_LABEL: "true"}}}),
+            )
+            .await?;
         set_conditions(
             ctx,
             &claim,
@@ -360,30 +413,45 @@ async fn drift(ctx: &Ctx, claim: &NodeClaim) -> Result<(), Error> {
     let Some(pool) = pool_of(ctx, claim) else {
         return Ok(());
     };
-    let Some(hash) = pool.hash.as_deref() else {
-        return Ok(());
-    };
     let name = claim.name_any();
     let a = claim.annotations();
-    if a.get(upstream::NODEPOOL_HASH_VERSION).map(String::as_str) != Some(HASH_VERSION) {
-        ctx.cluster
-            .patch_claim(
-                &name,
-                serde_json::json!({"metadata": {"annotations": {
-                    upstream::NODEPOOL_HASH: hash,
-                    upstream::NODEPOOL_HASH_VERSION: HASH_VERSION,
-                }}}),
-            )
-            .await?;
-        return Ok(());
+    // The pool's side: its template hash (NodePools), its requirements.
+    let mut reason = None;
+    if let Some(hash) = pool.hash.as_deref() {
+        if a.get(upstream::NODEPOOL_HASH_VERSION).map(String::as_str) != Some(HASH_VERSION) {
+            ctx.cluster
+                .patch_claim(
+                    &name,
+                    serde_json::json!({"metadata": {"annotations": {
+                        upstream::NODEPOOL_HASH: hash,
+                        upstream::NODEPOOL_HASH_VERSION: HASH_VERSION,
+                    }}}),
+                )
+                .await?;
+            return Ok(());
+        }
+        reason = drift(
+            hash,
+            a.get(upstream::NODEPOOL_HASH)
+                .map(|h| (h.as_str(), HASH_VERSION)),
+            &pool.model.requirements,
+            claim.labels(),
+        );
     }
-    let reason = drift(
-        hash,
-        a.get(upstream::NODEPOOL_HASH)
-            .map(|h| (h.as_str(), HASH_VERSION)),
-        &pool.model.requirements,
-        claim.labels(),
-    );
+    // Then the cloud's: the instance against what its node class resolves
+    // to now (AMI, subnets, security groups). A failed check decides
+    // nothing and leaves the condition as it is.
+    if reason.is_none()
+        && let Some(provider) = ctx.providers.for_class(&claim.spec.node_class_ref)
+    {
+        match provider.drifted(claim).await {
+            Ok(r) => reason = r,
+            Err(e) => {
+                tracing::debug!(nodeclaim = %name, error = %e, "checking the instance for drift");
+                return Ok(());
+            }
+        }
+    }
     let conds = claim.status.clone().unwrap_or_default().conditions;
     match reason {
         Some(r) => {

@@ -8,7 +8,7 @@ use outrigger_runtime::{Action, ErrorKind};
 
 use super::{EVICTION_RETRY, REGISTRATION_CHECK, SETTLE};
 use crate::{
-    testing::{claim, harness, node, nodepool, pod_on},
+    testing::{claim, harness, node, nodepool, pod_on, provisioner, provisioner_claim},
     upstream,
 };
 
@@ -115,6 +115,7 @@ async fn a_launched_claim_registers_its_node_then_initializes() {
     // The claim's labels are on the node, Outrigger's own annotation is not.
     let n = h.mem.node(&l.node_name).unwrap();
     assert_eq!(n.labels()["karpenter.sh/nodepool"], "default");
+    assert_eq!(n.labels()[upstream::REGISTERED_LABEL], "true");
     assert!(!n.labels().contains_key(upstream::POOL_KIND));
     // Not Ready: nothing more.
     assert_eq!(h.reconcile("default-a").await.unwrap(), Action::Done);
@@ -129,11 +130,112 @@ async fn a_launched_claim_registers_its_node_then_initializes() {
         "True"
     );
     assert_eq!(h.condition("default-a", upstream::READY).unwrap().0, "True");
+    // Karpenter's node label for an initialized node.
+    let n = h.mem.node(&l.node_name).unwrap();
+    assert_eq!(n.labels()[upstream::INITIALIZED_LABEL], "true");
+}
+
+fn tainted(
+    mut n: k8s_openapi::api::core::v1::Node,
+    taints: &[(&str, &str)],
+) -> k8s_openapi::api::core::v1::Node {
+    n.spec.get_or_insert_default().taints = Some(
+        taints
+            .iter()
+            .map(|(key, effect)| k8s_openapi::api::core::v1::Taint {
+                key: key.to_string(),
+                effect: effect.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    n
+}
+
+/// Karpenter's initialization: a Ready node whose startup taints or
+/// known ephemeral taints (the control plane's not-ready taint, which it
+/// removes a moment after the node turns Ready) are still there is not
+/// initialized; the pods it was launched for could not land on it yet.
+#[tokio::test]
+async fn a_ready_node_is_initialized_only_once_its_startup_and_ephemeral_taints_are_gone() {
+    let h = harness();
+    h.mem.put_nodepool(nodepool("default", None, None));
+    let mut c = claim("default-a", "default");
+    c.spec.startup_taints = vec![serde_json::from_value(
+        serde_json::json!({"key": "example.com/cni", "value": "starting", "effect": "NoSchedule"}),
+    )
+    .unwrap()];
+    h.mem.put_claim(c);
+    h.reconcile("default-a").await.unwrap();
+    let l = h.launched("default-a");
+    let ready = || node(&l, true);
+    h.mem.put_node(tainted(
+        ready(),
+        &[
+            ("example.com/cni", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoSchedule"),
+        ],
+    ));
+    h.reconcile("default-a").await.unwrap(); // registers
+    assert_eq!(h.reconcile("default-a").await.unwrap(), Action::Done);
+    let (status, reason, message) = h.condition("default-a", upstream::INITIALIZED).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("Unknown", "StartupTaintsExist")
+    );
+    assert_eq!(
+        message,
+        r#"StartupTaint "example.com/cni:NoSchedule" still exists"#
+    );
+    h.mem.put_node(tainted(
+        ready(),
+        &[("node.kubernetes.io/not-ready", "NoSchedule")],
+    ));
+    assert_eq!(h.reconcile("default-a").await.unwrap(), Action::Done);
+    let (status, reason, message) = h.condition("default-a", upstream::INITIALIZED).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("Unknown", "KnownEphemeralTaintsExist")
+    );
+    assert_eq!(
+        message,
+        r#"KnownEphemeralTaint "node.kubernetes.io/not-ready:NoSchedule" still exists"#
+    );
+    assert!(
+        !h.mem
+            .node(&l.node_name)
+            .unwrap()
+            .labels()
+            .contains_key(upstream::INITIALIZED_LABEL)
+    );
+    // A taint of the pool's own (not startup, not ephemeral) does not hold it.
+    h.mem
+        .put_node(tainted(ready(), &[("dedicated", "NoSchedule")]));
+    assert_eq!(
+        h.reconcile("default-a").await.unwrap(),
+        Action::requeue(SETTLE)
+    );
+    assert_eq!(
+        h.condition("default-a", upstream::INITIALIZED).unwrap().0,
+        "True"
+    );
+    assert_eq!(
+        h.mem.node(&l.node_name).unwrap().labels()[upstream::INITIALIZED_LABEL],
+        "true"
+    );
 }
 
 /// A claim launched, registered and initialized `ago` in the past.
 async fn running(h: &crate::testing::Harness, name: &str, pool: &str) -> crate::cloud::Launched {
-    h.mem.put_claim(claim(name, pool));
+    running_claim(h, claim(name, pool)).await
+}
+
+async fn running_claim(
+    h: &crate::testing::Harness,
+    c: outrigger_karpenter_api::v1::NodeClaim,
+) -> crate::cloud::Launched {
+    let name = &c.name_any();
+    h.mem.put_claim(c);
     h.reconcile(name).await.unwrap();
     let l = h.launched(name);
     h.mem.put_node(node(&l, true));
@@ -146,8 +248,8 @@ async fn running(h: &crate::testing::Harness, name: &str, pool: &str) -> crate::
 #[tokio::test]
 async fn an_empty_node_is_stamped_unstamped_and_removed_after_its_ttl() {
     let h = harness();
-    h.mem.put_nodepool(nodepool("default", Some("30s"), None));
-    let l = running(&h, "default-a", "default").await;
+    h.mem.put_provisioner(provisioner("default", 30));
+    let l = running_claim(&h, provisioner_claim("default-a", "default")).await;
     // A daemonset's pod does not make a node busy.
     h.mem.put_pod(pod_on(&l.node_name, "ds-1", true));
     let a = h.reconcile("default-a").await.unwrap();
@@ -425,4 +527,29 @@ async fn the_termination_grace_period_bounds_the_drain() {
     h.reconcile("default-a").await.unwrap();
     assert!(h.fake.instance_ids().is_empty());
     assert!(h.mem.claim("default-a").is_none());
+}
+
+/// The cloud's side of drift (Karpenter's `CloudProvider.IsDrifted`: for
+/// AWS, the instance's AMI, subnet and security groups against what its
+/// node class resolves to now) sets `Drifted` with the provider's reason,
+/// and clears it once the provider no longer says so.
+#[tokio::test]
+async fn an_instance_the_provider_calls_drifted_is_drifted_with_its_reason() {
+    use outrigger_disruption::drift::DriftReason;
+    let h = harness();
+    h.mem.put_nodepool(nodepool("default", None, None));
+    running(&h, "default-a", "default").await;
+    h.reconcile("default-a").await.unwrap();
+    assert!(h.condition("default-a", upstream::DRIFTED).is_none());
+    h.fake
+        .drift("default-a", Some(DriftReason::SecurityGroupDrift));
+    h.reconcile("default-a").await.unwrap();
+    let (status, reason, _) = h.condition("default-a", upstream::DRIFTED).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "SecurityGroupDrift")
+    );
+    h.fake.drift("default-a", None);
+    h.reconcile("default-a").await.unwrap();
+    assert!(h.condition("default-a", upstream::DRIFTED).is_none());
 }
