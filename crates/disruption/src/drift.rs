@@ -31,13 +31,16 @@ use crate::{
 pub const HASH_VERSION: &str = "outrigger-v1";
 
 /// Why a claim drifted (the `Drifted` condition's reason): its pool
-/// changed, or (the cloud provider's, Karpenter AWS's reasons) its
-/// instance no longer matches what its node class resolves to.
+/// changed, or (the cloud provider's, Karpenter AWS's reasons) its node
+/// class's static fields changed or its instance no longer matches what
+/// its node class resolves to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DriftReason {
     NodePoolDrifted,
     RequirementsDrifted,
+    NodeClassDrift,
     AmiDrift,
+    StaleInstanceTypeDrift,
     SubnetDrift,
     SecurityGroupDrift,
 }
@@ -47,11 +50,45 @@ impl DriftReason {
         match self {
             DriftReason::NodePoolDrifted => "NodePoolDrifted",
             DriftReason::RequirementsDrifted => "RequirementsDrifted",
+            DriftReason::NodeClassDrift => "NodeClassDrift",
             DriftReason::AmiDrift => "AMIDrift",
+            DriftReason::StaleInstanceTypeDrift => "StaleInstanceTypeDrift",
             DriftReason::SubnetDrift => "SubnetDrift",
             DriftReason::SecurityGroupDrift => "SecurityGroupDrift",
         }
     }
+}
+
+/// `karpenter.k8s.aws/ec2nodeclass-hash` and its version, as Outrigger
+/// writes them on EC2NodeClasses and on the claims launched from them.
+pub const NODECLASS_HASH: &str = "karpenter.k8s.aws/ec2nodeclass-hash";
+pub const NODECLASS_HASH_VERSION: &str = "karpenter.k8s.aws/ec2nodeclass-hash-version";
+
+/// The EC2NodeClass's fields whose change is dynamic drift (judged against
+/// what they resolve to), not static: left out of its hash.
+const DYNAMIC_FIELDS: [&str; 5] = [
+    "subnetSelectorTerms",
+    "securityGroupSelectorTerms",
+    "amiSelectorTerms",
+    "amiFamily",
+    "capacityReservationSelectorTerms",
+];
+
+/// The hash of an EC2NodeClass's `spec` (as JSON) over its static fields
+/// (user data, tags, role or instance profile, block devices, metadata
+/// options, kubelet, monitoring, public addresses, context, instance store
+/// policy): a change of any of them drifts the claims launched before it
+/// (`NodeClassDrift`). Canonical as [`template_hash`].
+pub fn nodeclass_hash(spec: &Value) -> String {
+    let mut s = spec.clone();
+    if let Some(m) = s.as_object_mut() {
+        for f in DYNAMIC_FIELDS {
+            m.remove(f);
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    canonical(&s).hash(&mut h);
+    h.finish().to_string()
 }
 
 /// What an instance was launched with.
@@ -71,31 +108,115 @@ pub struct NodeClassNow {
     pub security_groups: Vec<String>,
 }
 
-/// Karpenter AWS's drift of an instance against its node class, in its
-/// order: the image is not one the class resolves to (`AMIDrift`), its
-/// subnet is not one the class selects (`SubnetDrift`), its security
-/// groups are not exactly the class's set (`SecurityGroupDrift`). What the
-/// class resolves to nothing for is not judged (Karpenter returns an error
-/// and decides nothing until it resolves), nor is an instance whose facts
-/// are unknown.
-pub fn cloud_drift(instance: &InstanceFacts, now: &NodeClassNow) -> Option<DriftReason> {
-    if !now.images.is_empty() && !instance.image.is_empty() && !now.images.contains(&instance.image)
-    {
-        return Some(DriftReason::AmiDrift);
+/// A claim's side of cloud drift: its instance, its instance-type label,
+/// the image it launched with and the node-class hash it was stamped with.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClaimCloudFacts<'a> {
+    pub provider_id: Option<&'a str>,
+    pub instance_type: Option<&'a str>,
+    /// `status.imageID`.
+    pub image_id: Option<&'a str>,
+    pub class_hash: Option<&'a str>,
+    pub class_hash_version: Option<&'a str>,
+}
+
+/// The node class's side: its hash and version, what it resolves to now.
+#[derive(Clone, Copy, Debug)]
+pub struct ClassCloudFacts<'a> {
+    pub hash: Option<&'a str>,
+    pub hash_version: Option<&'a str>,
+    pub now: &'a NodeClassNow,
+}
+
+/// Why cloud drift could not be judged (Karpenter returns these as
+/// errors and decides nothing until they clear).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CloudDriftError {
+    #[error("nodeclaim has no provider id")]
+    NoProviderId,
+    #[error("getting instance, instance not found")]
+    InstanceNotFound,
+    #[error("calculating ami drift, nodeclaim doesn't have instance type label")]
+    NoInstanceType,
+    #[error("calculating ami drift, nodeclaim has no image id")]
+    NoImage,
+    #[error("calculating ami drift, no amis exist given constraints")]
+    NoImages,
+    #[error("calculating securitygroup drift, no security groups are present in the status")]
+    NoSecurityGroups,
+    #[error("calculating subnet drift, no subnets are discovered")]
+    NoSubnets,
+}
+
+/// Static drift: the claim was stamped with another hash of its node
+/// class's static fields, of the same hash version. Any of the four
+/// annotations missing, or versions that differ: not drifted.
+pub fn static_drift(claim: &ClaimCloudFacts, class: &ClassCloudFacts) -> Option<DriftReason> {
+    let (Some(ch), Some(cv), Some(nh), Some(nv)) = (
+        claim.class_hash,
+        claim.class_hash_version,
+        class.hash,
+        class.hash_version,
+    ) else {
+        return None;
+    };
+    (cv == nv && ch != nh).then_some(DriftReason::NodeClassDrift)
+}
+
+/// Karpenter AWS's `IsDrifted` for a claim: no node class, no verdict;
+/// then static drift (before any cloud call); then, for its instance, the
+/// image (`AMIDrift`; `StaleInstanceTypeDrift` when its type is no longer
+/// offered), the security groups (`SecurityGroupDrift`: not exactly the
+/// class's set) and the subnet (`SubnetDrift`), each judged and the first
+/// in that order reported. Anything unknown (no instance, no type label,
+/// nothing resolved) is an error, not a verdict, whatever else drifted.
+/// The image is the claim's `status.imageID`; claims that do not record
+/// one are judged by their instance's image.
+pub fn cloud_drift(
+    claim: &ClaimCloudFacts,
+    class: Option<&ClassCloudFacts>,
+    instance: Option<&InstanceFacts>,
+    type_offered: impl Fn(&str) -> bool,
+) -> Result<Option<DriftReason>, CloudDriftError> {
+    let Some(class) = class else {
+        return Ok(None);
+    };
+    if let Some(r) = static_drift(claim, class) {
+        return Ok(Some(r));
     }
-    if !now.subnets.is_empty()
-        && !instance.subnet.is_empty()
-        && !now.subnets.contains(&instance.subnet)
-    {
-        return Some(DriftReason::SubnetDrift);
+    if claim.provider_id.is_none_or(str::is_empty) {
+        return Err(CloudDriftError::NoProviderId);
     }
+    let instance = instance.ok_or(CloudDriftError::InstanceNotFound)?;
+    let now = class.now;
+    // The image.
+    let it = claim.instance_type.ok_or(CloudDriftError::NoInstanceType)?;
+    let ami = if !type_offered(it) {
+        Some(DriftReason::StaleInstanceTypeDrift)
+    } else {
+        if now.images.is_empty() {
+            return Err(CloudDriftError::NoImages);
+        }
+        let image = claim
+            .image_id
+            .filter(|i| !i.is_empty())
+            .or(Some(instance.image.as_str()).filter(|i| !i.is_empty()))
+            .ok_or(CloudDriftError::NoImage)?;
+        (!now.images.iter().any(|i| i == image)).then_some(DriftReason::AmiDrift)
+    };
+    // The security groups: exactly the class's set.
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
-    if !now.security_groups.is_empty()
-        && set(&now.security_groups) != set(&instance.security_groups)
-    {
-        return Some(DriftReason::SecurityGroupDrift);
+    if now.security_groups.is_empty() {
+        return Err(CloudDriftError::NoSecurityGroups);
     }
-    None
+    let groups = (set(&now.security_groups) != set(&instance.security_groups))
+        .then_some(DriftReason::SecurityGroupDrift);
+    // The subnet.
+    if now.subnets.is_empty() {
+        return Err(CloudDriftError::NoSubnets);
+    }
+    let subnet = (!now.subnets.contains(&instance.subnet)).then_some(DriftReason::SubnetDrift);
+    Ok(ami.or(groups).or(subnet))
 }
 
 /// The hash of a NodePool's `spec.template` (as JSON) with what drift does
@@ -302,44 +423,6 @@ mod tests {
         let mut d = a.clone();
         d["metadata"]["labels"]["team"] = json!("b");
         assert_ne!(template_hash(&a), template_hash(&d));
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn an_instance_drifts_from_its_node_class_by_image_then_subnet_then_security_groups() {
-        let i = InstanceFacts {
-            image: "ami-1".into(),
-            subnet: "subnet-a".into(),
-            security_groups: strings(&["sg-1", "sg-2"]),
-        };
-        let now = NodeClassNow {
-            images: strings(&["ami-1", "ami-arm"]),
-            subnets: strings(&["subnet-a", "subnet-b"]),
-            security_groups: strings(&["sg-2", "sg-1"]),
-        };
-        assert_eq!(cloud_drift(&i, &now), None);
-        let all_changed = NodeClassNow {
-            images: strings(&["ami-2"]),
-            subnets: strings(&["subnet-b"]),
-            security_groups: strings(&["sg-1"]),
-        };
-        assert_eq!(cloud_drift(&i, &all_changed), Some(DriftReason::AmiDrift));
-        let mut n = now.clone();
-        n.subnets = strings(&["subnet-b"]);
-        n.security_groups = strings(&["sg-1"]);
-        assert_eq!(cloud_drift(&i, &n), Some(DriftReason::SubnetDrift));
-        // A security group added or removed: the set differs.
-        let mut n = now.clone();
-        n.security_groups = strings(&["sg-1", "sg-2", "sg-3"]);
-        assert_eq!(cloud_drift(&i, &n), Some(DriftReason::SecurityGroupDrift));
-        n.security_groups = strings(&["sg-1"]);
-        assert_eq!(cloud_drift(&i, &n), Some(DriftReason::SecurityGroupDrift));
-        // Nothing resolved (the selectors find nothing for now): no verdict.
-        assert_eq!(cloud_drift(&i, &NodeClassNow::default()), None);
-        assert_eq!(DriftReason::AmiDrift.as_str(), "AMIDrift");
     }
 
     #[test]

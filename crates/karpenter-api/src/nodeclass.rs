@@ -250,6 +250,15 @@ pub struct EC2NodeClassSpec {
     /// (default false). Accepted for compatibility; not acted on yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detailed_monitoring: Option<bool>,
+    /// The EC2 Fleet context (a reserved-capacity context ID). Accepted
+    /// for compatibility; not acted on yet. A change drifts the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// How instance-store volumes are used (`RAID0`). Accepted for
+    /// compatibility; not acted on yet. A change drifts the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^RAID0$"))]
+    pub instance_store_policy: Option<String>,
 }
 
 /// A subnet the selectors found.

@@ -53,6 +53,8 @@ pub trait Cluster: Send + Sync {
     async fn patch_claim_status(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
     /// A merge patch of a NodePool's metadata (its hash annotations).
     async fn patch_nodepool(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
+    /// A merge patch of an EC2NodeClass (its hash annotations).
+    async fn patch_ec2nodeclass(&self, name: &str, patch: Value) -> Result<(), kube::Error>;
     /// Deletes the claim (gone already is fine); with finalizers it is
     /// marked for deletion.
     async fn delete_claim(&self, name: &str) -> Result<(), kube::Error>;
@@ -134,6 +136,13 @@ impl Cluster for Kube {
 
     async fn patch_nodepool(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
         Api::<NodePool>::all(self.client.clone())
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+    }
+
+    async fn patch_ec2nodeclass(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
+        Api::<EC2NodeClass>::all(self.client.clone())
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map(|_| ())

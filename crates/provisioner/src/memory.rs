@@ -319,6 +319,12 @@ impl Cluster for Memory {
         s.nodepools.patch(name, &patch, rv).map(|_| ())
     }
 
+    async fn patch_ec2nodeclass(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
+        let mut s = self.state.locked();
+        let rv = Self::next(&mut s);
+        s.ec2nodeclasses.patch(name, &patch, rv).map(|_| ())
+    }
+
     async fn patch_claim_status(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
         // The status subresource: only `status` is taken.
         let status =

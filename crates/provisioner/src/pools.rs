@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use outrigger_karpenter_api::{
     convert::{self, FieldError},
-    v1::{ConsolidationPolicy, NodeClassReference, NodePool},
+    v1::{NodeClassReference, NodePool},
     v1alpha5::Provisioner,
 };
 use outrigger_scheduling::model;
@@ -22,8 +22,8 @@ pub struct Pool {
     pub model: model::NodePool,
     pub source: Source,
     pub node_class: NodeClassReference,
-    /// Delete a node this long after its last non-daemonset pod left
-    /// (ttlSecondsAfterEmpty, or consolidateAfter under WhenEmpty).
+    /// Delete a node this long after its last non-daemonset pod left: a
+    /// v1alpha5 Provisioner's `ttlSecondsAfterEmpty` (no budgets).
     pub empty_ttl: Option<Duration>,
     /// A NodePool's template hash (drift); none for a Provisioner.
     pub hash: Option<String>,
@@ -46,15 +46,13 @@ pub fn duration(s: &str) -> Option<Duration> {
 
 pub fn from_nodepool(np: &NodePool) -> Result<Pool, Vec<FieldError>> {
     let m = convert::nodepool(np)?;
-    let d = &np.spec.disruption;
-    let empty_ttl = (d.consolidation_policy == ConsolidationPolicy::WhenEmpty)
-        .then(|| duration(&d.consolidate_after))
-        .flatten();
     Ok(Pool {
         model: m,
         source: Source::NodePool(np.clone()),
         node_class: np.spec.template.spec.node_class_ref.clone(),
-        empty_ttl,
+        // `WhenEmpty` NodePools are the disruption controller's (empty
+        // nodes within the pool's budgets), as Karpenter v1 does.
+        empty_ttl: None,
         hash: serde_json::to_value(&np.spec.template)
             .ok()
             .map(|t| outrigger_disruption::drift::template_hash(&t)),

@@ -16,7 +16,7 @@ use std::{
 use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition};
 use kube::ResourceExt;
 use outrigger_karpenter_api::{
-    nodeclass::{SecurityGroupStatus, SubnetStatus},
+    nodeclass::{EC2NodeClass, SecurityGroupStatus, SubnetStatus},
     v1::{NodeClaim, NodeClassReference},
 };
 use outrigger_runtime::{
@@ -205,6 +205,7 @@ async fn node_classes(ctx: &Ctx, found: &Found) {
         return;
     }
     for c in ctx.ec2nodeclasses.state() {
+        class_hash_annotations(ctx, &c).await;
         let key = format!("EC2NodeClass/{}", c.name_any());
         let Some((_, _, d)) = found.get(&key) else {
             continue;
@@ -530,6 +531,32 @@ async fn hash_annotations(ctx: &Ctx, np: &outrigger_karpenter_api::v1::NodePool)
     }}});
     if let Err(e) = ctx.cluster.patch_nodepool(&np.name_any(), patch).await {
         tracing::warn!(nodepool = %np.name_any(), error = %e, "writing the nodepool's hash");
+    }
+}
+
+/// The EC2NodeClass's static-field hash and its version on the class, as
+/// Karpenter AWS's hash controller writes them (its claims are stamped at
+/// launch; a change of the static fields drifts them: `NodeClassDrift`).
+async fn class_hash_annotations(ctx: &Ctx, c: &EC2NodeClass) {
+    use outrigger_disruption::drift::{
+        HASH_VERSION, NODECLASS_HASH, NODECLASS_HASH_VERSION, nodeclass_hash,
+    };
+    let Ok(spec) = serde_json::to_value(&c.spec) else {
+        return;
+    };
+    let hash = nodeclass_hash(&spec);
+    let a = c.annotations();
+    if a.get(NODECLASS_HASH) == Some(&hash)
+        && a.get(NODECLASS_HASH_VERSION).map(String::as_str) == Some(HASH_VERSION)
+    {
+        return;
+    }
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        NODECLASS_HASH: hash,
+        NODECLASS_HASH_VERSION: HASH_VERSION,
+    }}});
+    if let Err(e) = ctx.cluster.patch_ec2nodeclass(&c.name_any(), patch).await {
+        tracing::warn!(ec2nodeclass = %c.name_any(), error = %e, "writing the node class's hash");
     }
 }
 

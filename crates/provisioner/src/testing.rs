@@ -239,6 +239,7 @@ impl Harness {
             capacity_type: String::new(),
             capacity: Default::default(),
             allocatable: Default::default(),
+            ..Default::default()
         }
     }
 

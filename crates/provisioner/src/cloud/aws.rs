@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Node;
 use kube::{Api, Client, ResourceExt, runtime::reflector::Store};
 use outrigger_aws_ec2::{Ec2, Ec2Error, LaunchRequest, NodeClass};
+use outrigger_disruption::drift;
 use outrigger_karpenter_api::{
     nodeclass::EC2NodeClass,
     v1::{NodeClaim, NodeClassReference},
@@ -148,6 +149,18 @@ impl Aws {
         let (s, g) = self.ec2.discover(class).await;
         (s.map_err(|e| e.to_string()), g.map_err(|e| e.to_string()))
     }
+}
+
+/// The hash of an EC2NodeClass's static fields (`None` for other kinds:
+/// a Provisioner's inline provider drifts only dynamically).
+pub fn class_hash(classes: &Store<EC2NodeClass>, r: &NodeClassReference) -> Option<String> {
+    if r.kind != "EC2NodeClass" {
+        return None;
+    }
+    let nc = classes.find(|n| n.name_any() == r.name)?;
+    Some(outrigger_disruption::drift::nodeclass_hash(
+        &serde_json::to_value(&nc.spec).ok()?,
+    ))
 }
 
 fn string_map(v: Option<&serde_json::Value>) -> BTreeMap<String, String> {
@@ -336,7 +349,20 @@ impl CloudProvider for Aws {
         let (capacity, allocatable) = it
             .map(|t| (t.capacity.clone(), t.allocatable()))
             .unwrap_or_default();
+        let annotations = class_hash(&self.classes, &claim.spec.node_class_ref)
+            .map(|h| {
+                BTreeMap::from([
+                    (drift::NODECLASS_HASH.to_string(), h),
+                    (
+                        drift::NODECLASS_HASH_VERSION.to_string(),
+                        drift::HASH_VERSION.to_string(),
+                    ),
+                ])
+            })
+            .unwrap_or_default();
         Ok(Launched {
+            image_id: Some(inst.image.clone()).filter(|i| !i.is_empty()),
+            annotations,
             provider_id: inst.provider_id(),
             node_name: inst.private_dns.clone(),
             instance_id: inst.id,
@@ -391,34 +417,69 @@ impl CloudProvider for Aws {
             .collect())
     }
 
+    /// Karpenter AWS's drift of the claim against its node class: the
+    /// static fields' hash first (no cloud call), then its instance (from
+    /// the cached listing) against what the class resolves to now.
     async fn drifted(
         &self,
         claim: &NodeClaim,
     ) -> Result<Option<outrigger_disruption::drift::DriftReason>, CloudError> {
-        use outrigger_disruption::drift::{InstanceFacts, NodeClassNow, cloud_drift};
-        let Some(provider_id) = claim.status.as_ref().and_then(|s| s.provider_id.as_deref()) else {
+        use outrigger_disruption::drift::{
+            ClaimCloudFacts, ClassCloudFacts, CloudDriftError, HASH_VERSION, InstanceFacts,
+            NODECLASS_HASH, NODECLASS_HASH_VERSION, NodeClassNow, cloud_drift, static_drift,
+        };
+        let r = &claim.spec.node_class_ref;
+        // A node class that is gone (or cannot be read): no verdict.
+        let Ok(class) = self.node_class(r) else {
             return Ok(None);
         };
-        let id = provider_id.rsplit('/').next().unwrap_or(provider_id);
-        let Some(instance) = self.instance(id).await? else {
-            return Ok(None);
+        let hash = class_hash(&self.classes, r);
+        let a = claim.annotations();
+        let status = claim.status.clone().unwrap_or_default();
+        let facts = ClaimCloudFacts {
+            provider_id: status.provider_id.as_deref(),
+            instance_type: claim.labels().get(LABEL_INSTANCE_TYPE).map(String::as_str),
+            image_id: status.image_id.as_deref(),
+            class_hash: a.get(NODECLASS_HASH).map(String::as_str),
+            class_hash_version: a.get(NODECLASS_HASH_VERSION).map(String::as_str),
         };
-        let class = self
-            .node_class(&claim.spec.node_class_ref)
-            .map_err(CloudError::NodeClassNotReady)?;
+        let nothing = NodeClassNow::default();
+        let mut class_facts = ClassCloudFacts {
+            hash: hash.as_deref(),
+            hash_version: hash.as_ref().map(|_| HASH_VERSION),
+            now: &nothing,
+        };
+        if let Some(reason) = static_drift(&facts, &class_facts) {
+            return Ok(Some(reason));
+        }
+        let instance = match facts.provider_id {
+            Some(pid) => self
+                .instance(pid.rsplit('/').next().unwrap_or(pid))
+                .await?
+                .map(|i| InstanceFacts {
+                    image: i.image,
+                    subnet: i.subnet,
+                    security_groups: i.security_groups,
+                }),
+            None => None,
+        };
         let now = self.ec2.class_now(&class).await?;
-        Ok(cloud_drift(
-            &InstanceFacts {
-                image: instance.image.clone(),
-                subnet: instance.subnet.clone(),
-                security_groups: instance.security_groups.clone(),
-            },
-            &NodeClassNow {
-                images: now.images,
-                subnets: now.subnets,
-                security_groups: now.security_groups,
-            },
-        ))
+        let now = NodeClassNow {
+            images: now.images,
+            subnets: now.subnets,
+            security_groups: now.security_groups,
+        };
+        class_facts.now = &now;
+        let types = self.instance_types();
+        cloud_drift(&facts, Some(&class_facts), instance.as_ref(), |t| {
+            types.iter().any(|x| x.name == t)
+        })
+        .map_err(|e| match e {
+            CloudDriftError::NoProviderId | CloudDriftError::InstanceNotFound => {
+                CloudError::NotFound(format!("{}: {e}", claim.name_any()))
+            }
+            _ => CloudError::NodeClassNotReady(e.to_string()),
+        })
     }
 
     async fn refresh(&self) {

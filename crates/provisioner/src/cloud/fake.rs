@@ -129,6 +129,7 @@ impl Fake {
             capacity_type: "on-demand".into(),
             capacity: Default::default(),
             allocatable: Default::default(),
+            ..Default::default()
         };
         s.instances.insert(id.clone(), (inst, launched));
         id
@@ -233,6 +234,8 @@ impl CloudProvider for Fake {
             capacity_type: offer.capacity_type,
             capacity: it.capacity.clone(),
             allocatable: it.allocatable(),
+            image_id: Some("fake-image-1".into()),
+            annotations: [("fake.outrigger.dev/instance".to_string(), id.clone())].into(),
         };
         let inst = Instance {
             id: id.clone(),

@@ -192,6 +192,7 @@ impl CloudProvider for Kwok {
             capacity_type: offer.capacity_type,
             capacity: it.capacity.clone(),
             allocatable,
+            ..Default::default()
         })
     }
 

@@ -14,7 +14,10 @@ pub mod aws;
 pub mod fake;
 pub mod kwok;
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use outrigger_karpenter_api::v1::{NodeClaim, NodeClassReference};
@@ -26,7 +29,7 @@ use outrigger_scheduling::{
 };
 
 /// An instance a provider launched for a claim.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Launched {
     pub instance_id: String,
     pub provider_id: String,
@@ -36,6 +39,10 @@ pub struct Launched {
     pub capacity_type: String,
     pub capacity: Resources,
     pub allocatable: Resources,
+    /// The image it runs (the claim's `status.imageID`).
+    pub image_id: Option<String>,
+    /// What the claim is stamped with (the node class's hash).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// An instance as a provider lists it (for garbage collection).

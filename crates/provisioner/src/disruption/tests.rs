@@ -463,3 +463,43 @@ async fn a_claim_whose_pool_changed_drifts_and_is_replaced() {
         r.spec.requirements
     );
 }
+
+/// A `WhenEmpty` NodePool's empty nodes are the disruption controller's:
+/// deleted within the pool's budget (Karpenter v1), not by a TTL; a node
+/// with a pod stays.
+#[tokio::test]
+async fn when_empty_pools_delete_empty_nodes_within_their_budget() {
+    let h = harness();
+    let mut p = nodepool("default", Some("0s"), None);
+    p.spec.disruption.budgets = vec![Budget {
+        reasons: vec![],
+        nodes: "1".into(),
+        schedule: None,
+        duration: None,
+    }];
+    h.mem.put_nodepool(p);
+    let a = running(&h, "default-a", "default").await;
+    running(&h, "default-b", "default").await;
+    running(&h, "default-c", "default").await;
+    h.mem.put_pod(pod_on(&a, "web-1", false));
+    for c in ["default-a", "default-b", "default-c"] {
+        h.reconcile(c).await.unwrap();
+        assert!(!deleting(&h, c), "{c} went by a TTL");
+    }
+    run(&h).await;
+    quick(&h);
+    run(&h).await;
+    let gone: Vec<&str> = ["default-a", "default-b", "default-c"]
+        .into_iter()
+        .filter(|c| deleting(&h, c))
+        .collect();
+    // One empty node at a time (the budget), never the busy one.
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(!deleting(&h, "default-a"));
+    assert_eq!(
+        h.condition(gone[0], upstream::DISRUPTION_REASON)
+            .map(|c| c.1)
+            .as_deref(),
+        Some("Empty")
+    );
+}

@@ -621,11 +621,14 @@ async fn launch(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
     ctx.cluster
         .patch_claim(
             &name,
-            serde_json::json!({"metadata": {"labels": {
-                LABEL_INSTANCE_TYPE: launched.instance_type,
-                LABEL_ZONE: launched.zone,
-                LABEL_CAPACITY_TYPE: launched.capacity_type,
-            }}}),
+            serde_json::json!({"metadata": {
+                "labels": {
+                    LABEL_INSTANCE_TYPE: launched.instance_type,
+                    LABEL_ZONE: launched.zone,
+                    LABEL_CAPACITY_TYPE: launched.capacity_type,
+                },
+                "annotations": launched.annotations,
+            }}),
         )
         .await?;
     ctx.cluster
@@ -633,6 +636,7 @@ async fn launch(ctx: &Ctx, claim: &NodeClaim) -> Result<Action, Error> {
             &name,
             serde_json::json!({"status": {
                 "providerID": launched.provider_id,
+                "imageID": launched.image_id,
                 "capacity": to_quantities(&launched.capacity),
                 "allocatable": to_quantities(&launched.allocatable),
             }}),

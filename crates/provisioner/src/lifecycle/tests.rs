@@ -27,6 +27,16 @@ async fn a_new_claim_is_launched_and_records_its_instance() {
     assert_eq!(c.labels()["node.kubernetes.io/instance-type"], "m5.large");
     assert_eq!(c.labels()["karpenter.sh/capacity-type"], "on-demand");
     assert!(c.labels().contains_key("topology.kubernetes.io/zone"));
+    // What the provider stamps at launch (the AWS provider: the node class's
+    // hash, and the instance's AMI) is kept for drift.
+    assert_eq!(s.image_id.as_deref(), Some("fake-image-1"));
+    assert!(
+        c.annotations()
+            .get("fake.outrigger.dev/instance")
+            .is_some_and(|i| i.starts_with("i-")),
+        "{:?}",
+        c.annotations()
+    );
     assert_eq!(
         h.condition("default-a", upstream::LAUNCHED).unwrap().0,
         "True"
