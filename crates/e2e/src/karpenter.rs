@@ -37,6 +37,20 @@ pub fn nodepool(name: &str, consolidate_after: &str, types: &[&str]) -> Result<N
     }))?)
 }
 
+/// `np` with one disruption budget of `nodes` (a count or a percentage)
+/// for every reason. Empty nodes go through the disruption controller within
+/// the budget: Karpenter's default, 10%, takes a small pool's empty nodes
+/// one decision (and one 15 s validation) at a time.
+pub fn with_budget(mut np: NodePool, nodes: &str) -> NodePool {
+    np.spec.disruption.budgets = vec![outrigger_karpenter_api::v1::Budget {
+        reasons: vec![],
+        nodes: nodes.into(),
+        schedule: None,
+        duration: None,
+    }];
+    np
+}
+
 /// The walkthrough's `inflate` Deployment, its pods pinned to `pool` (the
 /// environment's other nodes and other tests' pools stay out of it).
 pub fn inflate(pool: &str, replicas: i32, cpu: &str) -> Result<Deployment> {

@@ -18,7 +18,7 @@ use outrigger_e2e::{
     TestNamespace, env, eventually,
     karpenter::{
         all_running, inflate, inflate_on_provisioner, nodepool, nodes_of, pool_instances,
-        seed_provisioner, until_no_instances, until_no_nodes, until_no_pods,
+        seed_provisioner, until_no_instances, until_no_nodes, until_no_pods, with_budget,
     },
 };
 use outrigger_karpenter_api::v1::{NodeClaim, NodePool};
@@ -35,12 +35,12 @@ async fn pending_pods_get_spot_nodes_that_go_when_empty() -> Result<()> {
     let ns = TestNamespace::new(&client, "kwok").await?;
     let pool = format!("e2e-kwok-{}", std::process::id());
     let pools: Api<NodePool> = Api::all(client.clone());
-    pools
-        .create(
-            &PostParams::default(),
-            &nodepool(&pool, "10s", &["m6i.large", "m6i.xlarge"])?,
-        )
-        .await?;
+    // Empty, all the nodes go in one decision.
+    let np = with_budget(
+        nodepool(&pool, "10s", &["m6i.large", "m6i.xlarge"])?,
+        "100%",
+    );
+    pools.create(&PostParams::default(), &np).await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     deploys
         .create(&PostParams::default(), &inflate(&pool, 20, "1")?)
@@ -116,12 +116,13 @@ async fn pending_pods_get_spot_nodes_that_go_when_empty() -> Result<()> {
     })
     .await?;
 
-    // Empty: every node goes 10 s (plus the 1 s check and some slack) later.
+    // Empty: every node goes 10 s (consolidateAfter) plus the 15 s
+    // validation (and some slack) later.
     deploys.delete("inflate", &DeleteParams::default()).await?;
     let emptied = Instant::now();
     eventually(
         "the pool's nodes deleted",
-        Duration::from_secs(40),
+        Duration::from_secs(75),
         || async {
             let left = pool_nodes(&nodes, &pool).await?.len();
             Ok((left == 0).then_some(()))

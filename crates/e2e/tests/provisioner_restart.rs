@@ -18,7 +18,7 @@ use outrigger_e2e::{
     TestNamespace, env, eventually,
     karpenter::{
         all_running, first_claim, inflate, inflate_on_provisioner, nodepool, nodes_of,
-        pool_instances, seed_provisioner, until_no_instances, until_no_nodes,
+        pool_instances, seed_provisioner, until_no_instances, until_no_nodes, with_budget,
     },
 };
 use outrigger_karpenter_api::{
@@ -69,7 +69,7 @@ async fn a_killed_provisioner_resumes_without_leaks() -> Result<()> {
     pools
         .create(
             &PostParams::default(),
-            &nodepool(&pool, "5s", &["m6i.xlarge"])?,
+            &with_budget(nodepool(&pool, "5s", &["m6i.xlarge"])?, "100%"),
         )
         .await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
