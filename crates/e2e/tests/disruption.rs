@@ -1,6 +1,7 @@
 //! Cluster tests of the provisioner's disruption controller with the kwok
 //! provider: an over-provisioned pool consolidates within its budget, and
-//! a do-not-disrupt pod keeps its node.
+//! a do-not-disrupt pod keeps its node, drift (a NodePool or an EC2NodeClass
+//! change) replaces nodes, expiration rotates them.
 
 use std::{
     collections::BTreeMap,
@@ -544,4 +545,155 @@ async fn a_zero_budget_in_its_window_blocks_consolidation_and_drift() -> Result<
     pools.delete(&pool, &Default::default()).await?;
     ns.cleanup().await?;
     Ok(())
+}
+
+/// Karpenter AWS's static drift: an EC2NodeClass whose tags change (a
+/// field of its static hash) drifts the claims launched from it
+/// (`NodeClassDrift`); they are replaced by instances launched from the
+/// new class, the old instances terminated.
+#[tokio::test]
+#[ignore = "needs the local environment (make test)"]
+async fn an_ec2nodeclass_change_drifts_its_nodes_and_they_are_replaced() -> Result<()> {
+    use outrigger_karpenter_api::{nodeclass::EC2NodeClass, v1::NodeClaim};
+    let env = env();
+    let client = env.client().await?;
+    let cluster = env.vars["CLUSTER_NAME"].clone();
+    let ns = TestNamespace::new(&client, "drift-aws").await?;
+    let name = format!("e2e-drift-aws-{}", std::process::id());
+    let selector = format!("karpenter.sh/nodepool={name}");
+    let classes: Api<EC2NodeClass> = Api::all(client.clone());
+    let class: EC2NodeClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": name},
+        "spec": {
+            "role": format!("KarpenterNodeRole-{cluster}"),
+            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": cluster}}],
+            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": cluster}}],
+            "tags": {"team": "blue"}
+        }
+    }))?;
+    classes.create(&PostParams::default(), &class).await?;
+    let mut np = nodepool(&name, "Never", &["m6i.large", "m6i.xlarge"])?;
+    np.spec.template.spec.node_class_ref = outrigger_karpenter_api::v1::NodeClassReference {
+        group: "karpenter.k8s.aws".into(),
+        kind: "EC2NodeClass".into(),
+        name: name.clone(),
+    };
+    np.spec.disruption.consolidation_policy =
+        outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
+    let pools: Api<NodePool> = Api::all(client.clone());
+    pools.create(&PostParams::default(), &np).await?;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    deploys
+        .create(&PostParams::default(), &inflate(&name, 2, "1")?)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    all_running(&pods, 2, Duration::from_secs(120)).await?;
+    let claims: Api<NodeClaim> = Api::all(client.clone());
+    let before = claims
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    assert_eq!(before.len(), 1, "2 pods of 1 cpu: one m6i.xlarge");
+    let old = before[0].name_any();
+    let stamped = before[0]
+        .annotations()
+        .get("karpenter.k8s.aws/ec2nodeclass-hash")
+        .cloned();
+    assert!(stamped.is_some(), "{:?}", before[0].annotations());
+    let image = before[0].status.as_ref().and_then(|s| s.image_id.clone());
+    assert!(image.is_some_and(|i| i.starts_with("ami-")));
+    let old_instances = pool_instance_ids(env, &name, "pending,running")?;
+    assert_eq!(old_instances.len(), 1);
+
+    // A static field changes: the class's hash, then the claim drifts.
+    classes
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"tags": {"team": "green"}}})),
+        )
+        .await?;
+    eventually(
+        "the claim Drifted (NodeClassDrift)",
+        Duration::from_secs(60),
+        || async {
+            let c = match claims.get_opt(&old).await? {
+                Some(c) => c,
+                // Already replaced between two looks.
+                None => return Ok(Some(())),
+            };
+            let drifted = c.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|x| {
+                    x.type_ == "Drifted" && x.status == "True" && x.reason == "NodeClassDrift"
+                })
+            });
+            Ok(drifted.then_some(()))
+        },
+    )
+    .await?;
+    // Replaced: a new claim stamped with the new hash, the pods running,
+    // the old instance terminated.
+    let new_hash = eventually(
+        "the old claim replaced",
+        Duration::from_secs(180),
+        || async {
+            let l = claims
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items;
+            let running = running_inflate(&pods).await?;
+            Ok(
+                (running == 2 && !l.is_empty() && l.iter().all(|c| c.name_any() != old)).then(
+                    || {
+                        l[0].annotations()
+                            .get("karpenter.k8s.aws/ec2nodeclass-hash")
+                            .cloned()
+                    },
+                ),
+            )
+        },
+    )
+    .await?;
+    assert!(
+        new_hash.is_some() && new_hash != stamped,
+        "{new_hash:?} vs {stamped:?}"
+    );
+    eventually(
+        "the old instance terminated",
+        Duration::from_secs(60),
+        || async {
+            let live =
+                pool_instance_ids(env, &name, "pending,running,stopping,stopped,shutting-down")?;
+            Ok((!live.iter().any(|i| old_instances.contains(i))).then_some(()))
+        },
+    )
+    .await?;
+    deploys.delete("inflate", &Default::default()).await?;
+    pools.delete(&name, &Default::default()).await?;
+    eventually(
+        "the pool's instances terminated",
+        Duration::from_secs(90),
+        || async {
+            let live =
+                pool_instance_ids(env, &name, "pending,running,stopping,stopped,shutting-down")?;
+            Ok(live.is_empty().then_some(()))
+        },
+    )
+    .await?;
+    classes.delete(&name, &Default::default()).await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+fn pool_instance_ids(
+    env: &outrigger_e2e::TestEnv,
+    pool: &str,
+    states: &str,
+) -> Result<Vec<String>> {
+    Ok(outrigger_e2e::karpenter::pool_instances(env, pool, states)?
+        .iter()
+        .filter_map(|i| i["InstanceId"].as_str().map(str::to_string))
+        .collect())
 }
