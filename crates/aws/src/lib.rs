@@ -8,7 +8,12 @@
 //! - [`Calls`]: one interceptor that counts every API call by service and
 //!   operation (executions, not retry attempts), attached to each client;
 //! - [`ApiError`]: an AWS error code and message with the operation that
-//!   failed, read the same way from every service's errors.
+//!   failed, read the same way from every service's errors;
+//! - [`iam`]: the IAM action of each call and whether a policy document
+//!   allows it (the components' policies in `deploy/iam` are checked
+//!   against the calls they make).
+
+pub mod iam;
 
 use std::{
     collections::BTreeMap,
@@ -20,6 +25,7 @@ use aws_smithy_runtime_api::{
     client::{
         interceptors::{Intercept, context::BeforeSerializationInterceptorContextRef},
         orchestrator::Metadata,
+        runtime_components::RuntimeComponents,
     },
 };
 use aws_smithy_types::{config_bag::ConfigBag, error::metadata::ProvideErrorMetadata};
@@ -44,8 +50,23 @@ pub async fn config() -> SdkConfig {
 /// (`EC2`/`CreateFleet`, `Elastic Load Balancing v2`/`CreateRule`). Cheap
 /// to clone; every clone counts into the same table. Attach it to a client
 /// with its config builder's `.interceptor(calls.clone())`.
-#[derive(Clone, Debug, Default)]
-pub struct Calls(Arc<Mutex<BTreeMap<(String, String), u64>>>);
+#[derive(Clone, Debug)]
+pub struct Calls(Arc<Mutex<Table>>);
+
+type Table = BTreeMap<(String, String), u64>;
+
+/// Every [`Calls`] table of the process, for [`AllCalls`].
+static LIVE: Mutex<Vec<std::sync::Weak<Mutex<Table>>>> = Mutex::new(Vec::new());
+
+impl Default for Calls {
+    fn default() -> Self {
+        let table = Arc::new(Mutex::new(Table::new()));
+        let mut live = LIVE.locked();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&table));
+        Self(table)
+    }
+}
 
 impl Calls {
     pub fn new() -> Self {
@@ -76,14 +97,72 @@ impl Calls {
     }
 }
 
+/// `outrigger_aws_api_calls_total{service, operation}`: the calls every
+/// client of the process has made so far (the sum of its [`Calls`]
+/// tables), for a component's `/metrics`:
+/// `registry.register_collector(Box::new(AllCalls))`. The IAM policy
+/// documents are checked against it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllCalls;
+
+impl AllCalls {
+    /// The process's calls by (service, operation), summed over its tables.
+    pub fn snapshot() -> Table {
+        let tables: Vec<Arc<Mutex<Table>>> = LIVE
+            .locked()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        let mut sum = Table::new();
+        for t in tables {
+            for (k, n) in t.locked().iter() {
+                *sum.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+        sum
+    }
+}
+
+impl prometheus_client::collector::Collector for AllCalls {
+    fn encode(
+        &self,
+        mut enc: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::{
+            encoding::EncodeMetric,
+            metrics::{TypedMetric, counter::ConstCounter},
+        };
+        let calls = Self::snapshot();
+        let mut family = enc.encode_descriptor(
+            "outrigger_aws_api_calls",
+            "AWS API calls made since start, by service and operation as the SDK names them",
+            None,
+            <ConstCounter<u64> as TypedMetric>::TYPE,
+        )?;
+        for ((service, operation), n) in &calls {
+            let labels = [
+                ("service", service.as_str()),
+                ("operation", operation.as_str()),
+            ];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Intercept for Calls {
     fn name(&self) -> &'static str {
         "OutriggerCallCounter"
     }
 
-    fn read_before_execution(
+    // Once per execution (not per retry attempt), and after the operation's
+    // own configuration (its `Metadata`) is in the bag: a client
+    // interceptor's `read_before_execution` runs before it is, and saw no
+    // operation at all.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
@@ -151,5 +230,31 @@ mod tests {
             c.snapshot()[&("EC2".to_string(), "CreateFleet".to_string())],
             2
         );
+    }
+
+    #[test]
+    fn all_calls_sums_the_live_tables_on_metrics() {
+        let a = Calls::new();
+        let b = Calls::new();
+        a.count("SQS", "TestOnlyOperation");
+        b.count("SQS", "TestOnlyOperation");
+        b.count("SQS", "TestOnlyOther");
+        let key = |op: &str| ("SQS".to_string(), op.to_string());
+        // Other tests' tables count other operations.
+        assert_eq!(AllCalls::snapshot()[&key("TestOnlyOperation")], 2);
+        let mut r = prometheus_client::registry::Registry::default();
+        r.register_collector(Box::new(AllCalls));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(
+            text.contains(
+                r#"outrigger_aws_api_calls_total{service="SQS",operation="TestOnlyOperation"} 2"#
+            ),
+            "{text}"
+        );
+        // A dropped client's table is no longer summed.
+        drop(b);
+        assert_eq!(AllCalls::snapshot()[&key("TestOnlyOperation")], 1);
+        assert!(!AllCalls::snapshot().contains_key(&key("TestOnlyOther")));
     }
 }

@@ -46,6 +46,7 @@ impl Metrics {
             function_duration: Family::new_with_constructor(histogram),
         };
         admin.with_registry(|r| {
+            r.register_collector(Box::new(outrigger_aws::AllCalls));
             let r = r.sub_registry_with_prefix("cluster_autoscaler");
             r.register(
                 "cluster_safe_to_autoscale",

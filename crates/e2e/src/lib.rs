@@ -4,6 +4,7 @@
 //! `testenv/scripts/up.sh`, once per test process. [`TestNamespace`] gives each
 //! test its own namespace, labelled for cleanup, and deletes it afterwards.
 
+pub mod iam;
 pub mod journal;
 pub mod karpenter;
 pub mod lb;

@@ -209,6 +209,13 @@ async fn the_seeds_nginx_scales_the_node_group_out_and_back_in() -> Result<()> {
     if running != "3" {
         bail!("the group's live instances: {running}");
     }
+    // Every AWS call of the scale-out and scale-in is one the walkthrough's
+    // IAM policy (deploy/iam/cluster-autoscaler.json) allows.
+    eprintln!(
+        "{}",
+        outrigger_e2e::iam::check_calls("cluster-autoscaler", port, "cluster-autoscaler.json")
+            .await?
+    );
     ns.cleanup().await?;
     Ok(())
 }

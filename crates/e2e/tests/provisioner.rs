@@ -371,7 +371,7 @@ async fn a_pool_at_its_limit_launches_nothing_more_and_says_so() -> Result<()> {
     let ns = TestNamespace::new(&client, "limit").await?;
     let pool = format!("e2e-limit-{}", std::process::id());
     let pools: Api<NodePool> = Api::all(client.clone());
-    let mut np = nodepool(&pool, "5s", &["m6i.xlarge"])?;
+    let mut np = with_budget(nodepool(&pool, "5s", &["m6i.xlarge"])?, "100%");
     np.spec.limits = [(
         "cpu".to_string(),
         k8s_openapi::apimachinery::pkg::api::resource::Quantity("8".into()),
@@ -466,11 +466,12 @@ async fn a_pool_at_its_limit_launches_nothing_more_and_says_so() -> Result<()> {
             .filter(|c| c.status == "False"))
     })
     .await?;
-    // The two claims go one after the other; the status follows each (it
-    // is written on every change, no longer every 3 s).
+    // Empty, the two claims go in one decision (consolidateAfter 5 s, the
+    // 15 s validation); the status follows each (it is written on every
+    // change, no longer every 3 s).
     eventually(
         "status.resources.nodes 0",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || async {
             let status = pools.get(&pool).await?.status.unwrap_or_default();
             Ok((status.resources.get("nodes").map(|q| q.0.as_str()) == Some("0")).then_some(()))
@@ -492,7 +493,7 @@ async fn a_pool_without_its_node_class_launches_nothing() -> Result<()> {
     let ns = TestNamespace::new(&client, "noclass").await?;
     let pool = format!("e2e-noclass-{}", std::process::id());
     let pools: Api<NodePool> = Api::all(client.clone());
-    let mut np = nodepool(&pool, "5s", &["m6i.xlarge"])?;
+    let mut np = with_budget(nodepool(&pool, "5s", &["m6i.xlarge"])?, "100%");
     np.spec.template.spec.node_class_ref.name = "missing".into();
     pools.create(&PostParams::default(), &np).await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);

@@ -251,6 +251,7 @@ pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
         aws_calls: Default::default(),
     };
     rt.admin.with_registry(|r| {
+        r.register_collector(Box::new(outrigger_aws::AllCalls));
         r.register(
             "outrigger_lb_aws_calls",
             "AWS calls made since start, by service (elbv2, ec2)",

@@ -237,7 +237,10 @@ impl Args {
 pub async fn run(rt: Runtime, args: Args) -> Result<(), Error> {
     let cfg = args.config()?;
     let m = metrics::Metrics::default();
-    rt.admin.with_registry(|r| m.register(r));
+    rt.admin.with_registry(|r| {
+        m.register(r);
+        r.register_collector(Box::new(outrigger_aws::AllCalls));
+    });
     let sink = match args.sink.strip_prefix("file:") {
         Some(dir) => sink::Sink::File { dir: dir.into() },
         None if args.sink == "cloudwatch" => sink::Sink::CloudWatch {

@@ -56,6 +56,7 @@ impl Metrics {
             ]),
         };
         admin.with_registry(|r| {
+            r.register_collector(Box::new(outrigger_aws::AllCalls));
             r.register(
                 "karpenter_provisioner_unschedulable_pods",
                 "Pods kube-scheduler marked unschedulable at the last batch",
