@@ -23,7 +23,7 @@ use kube::{
 };
 use outrigger_e2e::{
     TestNamespace, env, eventually,
-    karpenter::{all_running, inflate, nodepool, nodes_of},
+    karpenter::{all_running, inflate, nodepool, nodes_of, with_budget},
 };
 use outrigger_karpenter_api::v1::NodePool;
 
@@ -81,12 +81,7 @@ async fn an_over_provisioned_pool_consolidates_within_its_budget() -> Result<()>
     let mut np = nodepool(&pool, "0s", &["m6i.large", "m6i.xlarge"])?;
     np.spec.disruption.consolidation_policy =
         outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
-    np.spec.disruption.budgets = vec![outrigger_karpenter_api::v1::Budget {
-        reasons: vec![],
-        nodes: "40%".into(),
-        schedule: None,
-        duration: None,
-    }];
+    let np = with_budget(np, "40%");
     pools.create(&PostParams::default(), &np).await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     deploys
@@ -374,12 +369,7 @@ async fn expired_nodes_are_rotated_even_with_a_zero_budget() -> Result<()> {
     let mut np = nodepool(&pool, "Never", &["m6i.xlarge"])?;
     np.spec.disruption.consolidation_policy =
         outrigger_karpenter_api::v1::ConsolidationPolicy::WhenEmptyOrUnderutilized;
-    np.spec.disruption.budgets = vec![outrigger_karpenter_api::v1::Budget {
-        reasons: vec![],
-        nodes: "0".into(),
-        schedule: None,
-        duration: None,
-    }];
+    let mut np = with_budget(np, "0");
     np.spec.template.spec.expire_after = Some("2m".into());
     pools.create(&PostParams::default(), &np).await?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
